@@ -1,0 +1,8 @@
+//! barnacle's integration tests: one binary, modules by topic.
+//!
+//! Every test here runs against real parts: PostgreSQL 15 run as `postgres`,
+//! real S3 servers (SeaweedFS, Ceph RGW) on loopback over HTTP and HTTPS, and
+//! Barman 3.19 from PyPI. The harness starts them on first use and fails loudly
+//! when one cannot start: nothing here skips itself.
+
+mod harness;

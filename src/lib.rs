@@ -1,0 +1,1 @@
+//! barnacle: a fast, safe WAL archiver and Barman-compatible backup tool for PostgreSQL.
