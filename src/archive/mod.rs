@@ -1,0 +1,83 @@
+//! WAL push (`archive_command`) and WAL restore (`restore_command`), one file
+//! per call, with Barman's exact key layout and search.
+//!
+//! Safety rules owned here:
+//! * a push succeeds only after the store has accepted the whole object;
+//! * an archived WAL is never replaced: the same content pushed again succeeds
+//!   without a second upload, different content is refused ([`crate::Error::Conflict`]),
+//!   whichever compression either copy uses;
+//! * a restored file appears whole or not at all (temp file, fsync, rename),
+//!   and its SHA-256 is checked against the one recorded at push time.
+
+mod files;
+mod push;
+mod restore;
+mod spool;
+
+pub use push::{PushOptions, PushOutcome, push_wal};
+pub use restore::{RestoreOptions, RestoreOutcome, restore_wal};
+
+use crate::codec::{self, Compression, HashingWriter};
+use crate::error::{Error, Result};
+use crate::storage::Store;
+
+/// Why decoding an archived object into a writer failed.
+enum DecodeFailure {
+    /// The object is corrupt or truncated.
+    Decode(Error),
+    /// Writing the decoded bytes failed (disk full, I/O error).
+    Write(std::io::Error),
+}
+
+/// Decodes an archived object (compression chosen by its key suffix) into
+/// `out`, returning the writer, the SHA-256 and the length of the content.
+fn decode_into<W: std::io::Write>(
+    key: &str,
+    body: &[u8],
+    out: W,
+) -> Result<(W, String, u64), DecodeFailure> {
+    use std::io::{Read, Write};
+    let (compression, _) = Compression::from_key(key);
+    let decompress_err = |source| {
+        DecodeFailure::Decode(Error::Decompress {
+            key: key.to_string(),
+            compression: compression.map_or("none", Compression::name),
+            source,
+        })
+    };
+    let mut reader = codec::decoder(compression, body).map_err(decompress_err)?;
+    let mut writer = HashingWriter::new(out);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(decompress_err(e)),
+        };
+        writer.write_all(&buf[..n]).map_err(DecodeFailure::Write)?;
+    }
+    Ok(writer.finish())
+}
+
+/// The SHA-256 of an archived object's content: from its metadata when it
+/// has one (objects pushed by barnacle), else by downloading and decoding it
+/// (objects pushed by Barman).
+async fn archived_sha256(store: &Store, key: &str) -> Result<String> {
+    if let Some(info) = store.head(key).await?
+        && let Some(sha) = info.sha256
+    {
+        return Ok(sha);
+    }
+    let object = store.get(key).await?;
+    let key = key.to_string();
+    let decoded =
+        tokio::task::spawn_blocking(move || decode_into(&key, &object.body, std::io::sink()))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+    match decoded {
+        Ok((_, sha, _)) => Ok(sha),
+        Err(DecodeFailure::Decode(e)) => Err(e),
+        Err(DecodeFailure::Write(e)) => Err(Error::Internal(e.to_string())),
+    }
+}

@@ -1,0 +1,255 @@
+//! Command lines: Barman-compatible argument shapes turned into validated
+//! configuration, in one place (ripgrep's split between flags and policy).
+//!
+//! One binary answers to several names (argv[0]):
+//!
+//! | name                        | does                                   | defaults              |
+//! |-----------------------------|----------------------------------------|-----------------------|
+//! | `barnacle SUBCOMMAND`       | everything                             | gzip for `wal-push`   |
+//! | `walpush`                   | `barnacle wal-push`                    | gzip                  |
+//! | `restore`                   | `barnacle wal-restore`                 |                       |
+//! | `barman-cloud-wal-archive`  | `barnacle wal-push`, Barman's defaults | no flag = uncompressed|
+//! | `barman-cloud-wal-restore`  | `barnacle wal-restore`                 |                       |
+//!
+//! Under a Barman name, `--version` prints Barman's version string
+//! (`barman-cloud-wal-archive 3.19.1`): CloudNativePG parses it to learn which
+//! options the tools accept.
+
+mod common;
+mod tags;
+mod wal;
+
+use std::ffi::OsString;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+pub use common::CommonArgs;
+pub use wal::{WalArchiveArgs, WalRestoreArgs};
+
+/// The Barman release whose command lines barnacle accepts.
+pub const BARMAN_VERSION: &str = "3.19.1";
+
+/// Which program argv[0] asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    Barnacle,
+    WalPush,
+    Restore,
+    BarmanWalArchive,
+    BarmanWalRestore,
+}
+
+impl Program {
+    /// Recognises a program from argv[0]'s file name; anything else is `barnacle`.
+    pub fn from_argv0(argv0: &str) -> Program {
+        let name = argv0.rsplit('/').next().unwrap_or(argv0);
+        match name {
+            "walpush" => Program::WalPush,
+            "restore" => Program::Restore,
+            "barman-cloud-wal-archive" => Program::BarmanWalArchive,
+            "barman-cloud-wal-restore" => Program::BarmanWalRestore,
+            _ => Program::Barnacle,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Program::Barnacle => "barnacle",
+            Program::WalPush => "walpush",
+            Program::Restore => "restore",
+            Program::BarmanWalArchive => "barman-cloud-wal-archive",
+            Program::BarmanWalRestore => "barman-cloud-wal-restore",
+        }
+    }
+
+    fn version(self) -> &'static str {
+        match self {
+            Program::BarmanWalArchive | Program::BarmanWalRestore => BARMAN_VERSION,
+            _ => env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// `barnacle`'s subcommands.
+#[derive(Debug, Parser)]
+#[command(
+    name = "barnacle",
+    version,
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+struct BarnacleArgs {
+    #[command(subcommand)]
+    command: BarnacleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BarnacleCommand {
+    /// Push one WAL file to the archive (archive_command); gzip by default.
+    WalPush(Box<WalArchiveArgs>),
+    /// Restore one WAL file from the archive (restore_command).
+    WalRestore(Box<WalRestoreArgs>),
+}
+
+/// A parsed command line.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Push a WAL; `default_gzip` is true under barnacle's own names.
+    WalPush {
+        args: Box<WalArchiveArgs>,
+        default_gzip: bool,
+    },
+    WalRestore {
+        args: Box<WalRestoreArgs>,
+    },
+}
+
+/// A command line that did not parse: `--help`/`--version` output (exit 0) or
+/// a usage error (exit 3).
+#[derive(Debug)]
+pub struct ParseFailure {
+    pub exit_code: u8,
+    pub message: String,
+}
+
+fn parse_with<T: FromArgMatches + CommandFactory>(
+    program: Program,
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<T, ParseFailure> {
+    let command = T::command()
+        .name(program.name())
+        .bin_name(program.name())
+        .version(program.version());
+    let failure = |e: clap::Error| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            ParseFailure {
+                exit_code: 0,
+                message: e.to_string(),
+            }
+        }
+        _ => {
+            // One line: clap's first line, without its "error: " prefix.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            ParseFailure {
+                exit_code: 3,
+                message: first.trim_start_matches("error: ").to_string(),
+            }
+        }
+    };
+    let matches = command.try_get_matches_from(args).map_err(failure)?;
+    T::from_arg_matches(&matches).map_err(failure)
+}
+
+/// Parses a whole command line, argv[0] included.
+pub fn parse(argv: Vec<OsString>) -> Result<Invocation, ParseFailure> {
+    let argv0 = argv
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let program = Program::from_argv0(&argv0);
+    match program {
+        Program::WalPush => Ok(Invocation::WalPush {
+            args: Box::new(parse_with(program, argv)?),
+            default_gzip: true,
+        }),
+        Program::BarmanWalArchive => Ok(Invocation::WalPush {
+            args: Box::new(parse_with(program, argv)?),
+            default_gzip: false,
+        }),
+        Program::Restore | Program::BarmanWalRestore => Ok(Invocation::WalRestore {
+            args: Box::new(parse_with(program, argv)?),
+        }),
+        Program::Barnacle => {
+            let parsed: BarnacleArgs = parse_with(program, argv)?;
+            Ok(match parsed.command {
+                BarnacleCommand::WalPush(args) => Invocation::WalPush {
+                    args,
+                    default_gzip: true,
+                },
+                BarnacleCommand::WalRestore(args) => Invocation::WalRestore { args },
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<OsString> {
+        line.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn argv0_selects_the_program() {
+        assert_eq!(Program::from_argv0("/usr/bin/walpush"), Program::WalPush);
+        assert_eq!(
+            Program::from_argv0("barman-cloud-wal-restore"),
+            Program::BarmanWalRestore
+        );
+        assert_eq!(Program::from_argv0("/x/barnacle"), Program::Barnacle);
+    }
+
+    #[test]
+    fn barman_name_means_no_compression_by_default() {
+        let inv = parse(argv(
+            "barman-cloud-wal-archive s3://b/p srv /pg_wal/000000010000000000000001",
+        ))
+        .unwrap();
+        assert!(matches!(
+            inv,
+            Invocation::WalPush {
+                default_gzip: false,
+                ..
+            }
+        ));
+        let inv = parse(argv(
+            "walpush s3://b/p srv /pg_wal/000000010000000000000001",
+        ))
+        .unwrap();
+        assert!(matches!(
+            inv,
+            Invocation::WalPush {
+                default_gzip: true,
+                ..
+            }
+        ));
+        let inv = parse(argv("barnacle wal-push s3://b/p srv x")).unwrap();
+        assert!(matches!(
+            inv,
+            Invocation::WalPush {
+                default_gzip: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn usage_errors_exit_3_on_one_line() {
+        for line in [
+            "barman-cloud-wal-archive",
+            "barman-cloud-wal-archive -z -j s3://b srv f",
+            "barman-cloud-wal-archive --bogus s3://b srv f",
+            "barman-cloud-wal-restore s3://b srv f",
+            "barman-cloud-wal-archive -v -q s3://b srv f",
+            "barman-cloud-wal-archive --compression-level fast -z s3://b srv f",
+            "barman-cloud-wal-archive --tag noval s3://b srv f",
+        ] {
+            let err = parse(argv(line)).unwrap_err();
+            assert_eq!(err.exit_code, 3, "{line}: {}", err.message);
+            assert!(!err.message.contains('\n'), "{line}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn version_answers_like_barman_under_barman_names() {
+        let out = parse(argv("barman-cloud-wal-archive --version")).unwrap_err();
+        assert_eq!(
+            (out.exit_code, out.message.trim()),
+            (0, "barman-cloud-wal-archive 3.19.1")
+        );
+        let out = parse(argv("barman-cloud-wal-restore -V")).unwrap_err();
+        assert_eq!(out.message.trim(), "barman-cloud-wal-restore 3.19.1");
+    }
+}

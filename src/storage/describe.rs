@@ -1,0 +1,153 @@
+//! Turning `object_store` errors into [`StorageError`]s with one-line details.
+//!
+//! `object_store`'s messages are long and the useful part (the S3 error code,
+//! the rustls reason for a TLS failure, "Connection refused") sits at the end
+//! of the `source()` chain. We walk the chain once, keep each distinct message,
+//! pull `<Code>`/`<Message>` out of S3 XML bodies, and classify.
+
+use std::error::Error as StdError;
+
+use object_store::client::{HttpError, HttpErrorKind};
+
+use super::StorageError;
+
+/// The S3 error code and message of an XML error body, if any.
+fn s3_error(text: &str) -> Option<(String, String)> {
+    let tag = |name: &str| -> Option<String> {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&close)? + start;
+        Some(text[start..end].to_string())
+    };
+    let code = tag("Code")?;
+    Some((code, tag("Message").unwrap_or_default()))
+}
+
+/// All messages of an error chain, joined on one line, without repeats.
+pub(super) fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let text = e.to_string().replace(['\n', '\r'], " ");
+        if !parts.iter().any(|p| p.contains(text.trim())) {
+            parts.push(text.trim().to_string());
+        }
+        cur = e.source();
+    }
+    // Keep the most specific messages: the tail of the chain.
+    let tail: Vec<String> = parts.iter().rev().take(3).rev().cloned().collect();
+    tail.join(": ")
+}
+
+fn http_kind(err: &(dyn StdError + 'static)) -> Option<HttpErrorKind> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(h) = e.downcast_ref::<HttpError>() {
+            return Some(h.kind());
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// A short detail: the S3 code and message when there is one, else the chain.
+fn detail(err: &object_store::Error) -> (Option<String>, String) {
+    let full = chain_text(err);
+    match s3_error(&full) {
+        Some((code, message)) if message.is_empty() => (Some(code.clone()), code),
+        Some((code, message)) => (Some(code.clone()), format!("{code}: {message}")),
+        None => (None, full),
+    }
+}
+
+/// Classifies an `object_store` error from operation `op` on `key`.
+pub(super) fn classify(
+    err: object_store::Error,
+    op: &'static str,
+    key: &str,
+    bucket: &str,
+    endpoint: &str,
+) -> StorageError {
+    let (code, text) = detail(&err);
+    if code.as_deref() == Some("NoSuchBucket") {
+        return StorageError::NoSuchBucket {
+            bucket: bucket.to_string(),
+            endpoint: endpoint.to_string(),
+        };
+    }
+    if code.as_deref() == Some("NotImplemented") {
+        return StorageError::ConditionalUnsupported {
+            op,
+            key: key.to_string(),
+            detail: text,
+        };
+    }
+    match err {
+        object_store::Error::NotFound { .. } => StorageError::NotFound {
+            key: key.to_string(),
+        },
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => StorageError::Denied {
+            op,
+            key: key.to_string(),
+            detail: text,
+        },
+        ref other => match http_kind(other) {
+            Some(HttpErrorKind::Connect | HttpErrorKind::Timeout | HttpErrorKind::Request) => {
+                StorageError::Unreachable {
+                    endpoint: endpoint.to_string(),
+                    detail: text,
+                }
+            }
+            _ => StorageError::Request {
+                op,
+                key: key.to_string(),
+                detail: text,
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_the_s3_code_and_message() {
+        let body = "Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\
+                    <Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
+        assert_eq!(
+            s3_error(body),
+            Some((
+                "NoSuchBucket".into(),
+                "The specified bucket does not exist".into()
+            ))
+        );
+        assert_eq!(s3_error("plain text"), None);
+    }
+
+    #[test]
+    fn not_found_is_classified() {
+        let err = object_store::Error::NotFound {
+            path: "k".into(),
+            source: "404".into(),
+        };
+        assert!(matches!(
+            classify(err, "GET", "k", "b", "e"),
+            StorageError::NotFound { .. }
+        ));
+    }
+
+    #[test]
+    fn no_such_bucket_wins_over_not_found() {
+        let err = object_store::Error::NotFound {
+            path: "k".into(),
+            source: "<Error><Code>NoSuchBucket</Code><Message>gone</Message></Error>".into(),
+        };
+        assert!(matches!(
+            classify(err, "GET", "k", "b", "e"),
+            StorageError::NoSuchBucket { .. }
+        ));
+    }
+}

@@ -1,0 +1,246 @@
+//! The only code that touches object stores.
+//!
+//! A [`Store`] is one archive location: an S3 bucket reached through
+//! `object_store` (AWS S3, Ceph RGW, SeaweedFS, MinIO…), or a local directory
+//! with the same layout. It offers exactly what the commands need, with the
+//! contracts they rely on:
+//!
+//! * [`Store::put_if_absent`] never replaces an object: on S3 it is a
+//!   `PutObject` with `If-None-Match: *`; locally a `link(2)` of a fsync'd temp
+//!   file. It returns only once the store has durably accepted the whole body.
+//! * Every object may carry the SHA-256 of its *uncompressed* content
+//!   ([`PutAttrs::sha256`]), stored as user metadata `x-amz-meta-barnacle-sha256`
+//!   (keys stay `[a-z0-9-]`: Ceph rewrites `_`), or as the `user.barnacle.sha256`
+//!   extended attribute locally.
+//! * Listings are string-prefix listings (S3 semantics), paginated to the end.
+//! * No request carries the flexible-checksum headers (`x-amz-checksum-*`,
+//!   `aws-chunked` trailers) that break Ceph RGW and other S3-compatible stores.
+
+mod describe;
+mod local;
+pub mod profile;
+mod s3;
+mod url;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use s3::{AddressingStyle, Encryption, S3Options};
+pub use url::StoreUrl;
+
+/// Metadata key (after `x-amz-meta-`) holding the SHA-256 of the uncompressed content.
+pub const SHA256_METADATA_KEY: &str = "barnacle-sha256";
+
+/// What the storage layer can fail with. Each variant names the cause; none
+/// carries a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid archive URL '{url}': {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("invalid storage configuration: {0}")]
+    Config(String),
+    #[error(
+        "no credentials found for {endpoint}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+         a profile (-P), or AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN"
+    )]
+    NoCredentials { endpoint: String },
+    #[error("bucket '{bucket}' does not exist at {endpoint}")]
+    NoSuchBucket { bucket: String, endpoint: String },
+    #[error("object {key} not found")]
+    NotFound { key: String },
+    #[error("cannot reach {endpoint}: {detail}")]
+    Unreachable { endpoint: String, detail: String },
+    #[error("{op} {key} refused (check the credentials and their permissions): {detail}")]
+    Denied {
+        op: &'static str,
+        key: String,
+        detail: String,
+    },
+    #[error("{op} {key}: the store does not support conditional writes: {detail}")]
+    ConditionalUnsupported {
+        op: &'static str,
+        key: String,
+        detail: String,
+    },
+    #[error("{op} {key} failed: {detail}")]
+    Request {
+        op: &'static str,
+        key: String,
+        detail: String,
+    },
+    #[error("{op} {path}: {source}")]
+    Local {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StorageError {
+    /// True when the store could not be reached at all (network, DNS, TLS).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StorageError::Unreachable { .. })
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Attributes stored with an object.
+#[derive(Debug, Clone, Default)]
+pub struct PutAttrs {
+    /// Lower-case hex SHA-256 of the uncompressed content.
+    pub sha256: Option<String>,
+    /// S3 object tags (`x-amz-tagging`); ignored by the local store.
+    pub tags: Vec<(String, String)>,
+}
+
+/// What [`Store::put_if_absent`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    AlreadyExists,
+}
+
+/// An object read whole.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub body: Bytes,
+    pub sha256: Option<String>,
+}
+
+/// An object's size and stored checksum, without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub sha256: Option<String>,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+}
+
+/// Whether the bucket (or the local root directory) exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketState {
+    Exists,
+    Missing,
+}
+
+/// Everything needed to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: StoreUrl,
+    pub s3: S3Options,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    S3(Arc<s3::S3Backend>),
+    Local(Arc<local::LocalBackend>),
+}
+
+/// One archive location. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the store a URL names. Credentials are resolved here; nothing is
+    /// sent over the network, except to find an AWS bucket's region when no
+    /// region is configured.
+    pub async fn open(config: &StoreConfig) -> Result<Store> {
+        let backend = match &config.url {
+            StoreUrl::S3 { bucket, .. } => {
+                Backend::S3(Arc::new(s3::S3Backend::new(bucket, &config.s3).await?))
+            }
+            StoreUrl::File { root } => {
+                Backend::Local(Arc::new(local::LocalBackend::new(root.clone())))
+            }
+        };
+        Ok(Store { backend })
+    }
+
+    /// A store over a local directory (tests, the embedded default).
+    pub fn local(root: impl Into<PathBuf>) -> Store {
+        Store {
+            backend: Backend::Local(Arc::new(local::LocalBackend::new(root.into()))),
+        }
+    }
+
+    /// A description for messages: the endpoint and bucket, or the directory.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::S3(s) => s.describe(),
+            Backend::Local(l) => l.describe(),
+        }
+    }
+
+    /// Stores `body` at `key` unless an object is already there. Returns only
+    /// once the store has durably accepted the whole object.
+    pub async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        attrs: &PutAttrs,
+    ) -> Result<PutOutcome> {
+        match &self.backend {
+            Backend::S3(s) => s.put(key, body, attrs, true).await,
+            Backend::Local(l) => l.put(key, body, attrs, true).await,
+        }
+    }
+
+    /// Stores `body` at `key`, replacing any object there.
+    pub async fn put(&self, key: &str, body: Bytes, attrs: &PutAttrs) -> Result<()> {
+        match &self.backend {
+            Backend::S3(s) => s.put(key, body, attrs, false).await.map(drop),
+            Backend::Local(l) => l.put(key, body, attrs, false).await.map(drop),
+        }
+    }
+
+    /// Reads a whole object. A missing object is [`StorageError::NotFound`].
+    pub async fn get(&self, key: &str) -> Result<StoredObject> {
+        match &self.backend {
+            Backend::S3(s) => s.get(key).await,
+            Backend::Local(l) => l.get(key).await,
+        }
+    }
+
+    /// An object's size and checksum, or `None` when it does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        match &self.backend {
+            Backend::S3(s) => s.head(key).await,
+            Backend::Local(l) => l.head(key).await,
+        }
+    }
+
+    /// Every object whose key starts with `prefix` (a plain string prefix),
+    /// sorted by key.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>> {
+        let mut objects = match &self.backend {
+            Backend::S3(s) => s.list(prefix).await?,
+            Backend::Local(l) => l.list(prefix).await?,
+        };
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// Whether the bucket exists; [`StorageError::Unreachable`] when the
+    /// endpoint cannot be reached.
+    pub async fn check_bucket(&self) -> Result<BucketState> {
+        match &self.backend {
+            Backend::S3(s) => s.check_bucket().await,
+            Backend::Local(l) => l.check_bucket().await,
+        }
+    }
+}
+
+/// Default per-request timeout when `--read-timeout` is not given (botocore's 60 s).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);

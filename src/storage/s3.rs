@@ -1,0 +1,374 @@
+//! The S3 backend: AWS S3 and S3-compatible stores through `object_store`.
+//!
+//! Credentials follow boto3's chain: an explicit profile (`-P`), then the
+//! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` variables,
+//! then `AWS_PROFILE` or the `default` profile of the shared files, then web
+//! identity (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, i.e. IRSA), then
+//! container credentials, then the EC2 instance role. With a custom
+//! `--endpoint-url` (or `AWS_EC2_METADATA_DISABLED=true`) and none of these,
+//! we fail at once with "no credentials" instead of probing the instance
+//! metadata service.
+//!
+//! Region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile, else (AWS only)
+//! the bucket's own region as S3 reports it, else `us-east-1`.
+//! Addressing: `auto` is path style for custom endpoints and virtual-hosted
+//! style on AWS (path style for bucket names with dots), as botocore does.
+//! TLS: the system roots plus `AWS_CA_BUNDLE` / `--ca-bundle`.
+//! No flexible checksums are configured, so no request carries them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::path::Path;
+use object_store::{
+    Attribute, Attributes, BackoffConfig, Certificate, ClientOptions, GetOptions, ObjectStore,
+    PutMode, PutOptions, RetryConfig, TagSet,
+};
+
+use super::describe::classify;
+use super::{
+    BucketState, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result, SHA256_METADATA_KEY,
+    StorageError, StoredObject, profile,
+};
+
+/// `--addressing-style`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressingStyle {
+    #[default]
+    Auto,
+    Virtual,
+    Path,
+}
+
+/// `-e/--encryption` with `--sse-kms-key-id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encryption {
+    Aes256,
+    Kms { key_id: Option<String> },
+}
+
+/// S3 options common to every command.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+    pub read_timeout: Option<Duration>,
+    pub addressing_style: AddressingStyle,
+    /// A PEM bundle of extra trusted roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
+    pub encryption: Option<Encryption>,
+}
+
+#[derive(Debug)]
+pub(super) struct S3Backend {
+    store: Arc<AmazonS3>,
+    bucket: String,
+    endpoint: String,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn is_aws_endpoint(endpoint: &str) -> bool {
+    let host = endpoint.split("://").nth(1).unwrap_or(endpoint);
+    let host = host.split(['/', ':']).next().unwrap_or(host);
+    host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")
+}
+
+/// The config key for `x-amz-server-side-encryption` (its enum is not exported).
+fn sse_key() -> Result<AmazonS3ConfigKey> {
+    "aws_server_side_encryption"
+        .parse()
+        .map_err(|e: object_store::Error| StorageError::Config(e.to_string()))
+}
+
+fn client_options(opts: &S3Options, endpoint: Option<&str>) -> Result<ClientOptions> {
+    let read_timeout = opts.read_timeout.unwrap_or(super::DEFAULT_READ_TIMEOUT);
+    let mut client = ClientOptions::new()
+        .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_read_timeout(read_timeout)
+        .with_timeout(Duration::from_secs(15 * 60));
+    if let Some(path) = &opts.ca_bundle {
+        let pem = std::fs::read(path).map_err(|e| {
+            StorageError::Config(format!("cannot read CA bundle {}: {e}", path.display()))
+        })?;
+        let certs = Certificate::from_pem_bundle(&pem).map_err(|e| {
+            StorageError::Config(format!(
+                "CA bundle {} is not valid PEM: {e}",
+                path.display()
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(StorageError::Config(format!(
+                "CA bundle {} holds no certificate",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            client = client.with_root_certificate(cert);
+        }
+    }
+    Ok(client)
+}
+
+impl S3Backend {
+    pub(super) async fn new(bucket: &str, opts: &S3Options) -> Result<S3Backend> {
+        let explicit_profile = opts.profile.clone();
+        let profile_name = explicit_profile
+            .clone()
+            .or_else(|| env("AWS_PROFILE"))
+            .unwrap_or_else(|| "default".to_string());
+        let profile = profile::load(&profile_name);
+        if explicit_profile.is_some() && profile.is_none() {
+            return Err(StorageError::Config(format!(
+                "the config profile ({profile_name}) could not be found"
+            )));
+        }
+        let profile = profile.unwrap_or_default();
+
+        let endpoint = opts
+            .endpoint_url
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| profile.endpoint_url.clone())
+            .map(|e| e.trim_end_matches('/').to_string());
+        if let Some(e) = &endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(StorageError::Config(format!(
+                "endpoint URL '{e}' must start with http:// or https://"
+            )));
+        }
+        let client = client_options(opts, endpoint.as_deref())?;
+
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_client_options(client.clone())
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(5),
+                    base: 2.0,
+                },
+                max_retries: 4,
+                retry_timeout: Duration::from_secs(120),
+            });
+
+        // Credentials, in boto3's order.
+        let env_keys = env("AWS_ACCESS_KEY_ID").zip(env("AWS_SECRET_ACCESS_KEY"));
+        let profile_keys = profile
+            .access_key_id
+            .clone()
+            .zip(profile.secret_access_key.clone());
+        let static_keys = if explicit_profile.is_some() {
+            profile_keys
+                .clone()
+                .map(|k| (k, profile.session_token.clone()))
+        } else {
+            env_keys
+                .map(|k| (k, env("AWS_SESSION_TOKEN")))
+                .or_else(|| profile_keys.map(|k| (k, profile.session_token.clone())))
+        };
+        let has_static = static_keys.is_some();
+        if let Some(((key, secret), token)) = static_keys {
+            builder = builder
+                .with_access_key_id(key)
+                .with_secret_access_key(secret)
+                .with_config(AmazonS3ConfigKey::Token, token.unwrap_or_default());
+        }
+        let has_web_identity =
+            env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env("AWS_ROLE_ARN").is_some();
+        let has_container = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+            || (env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+                && env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").is_some());
+        let imds_disabled =
+            env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let custom_endpoint = endpoint.as_deref().is_some_and(|e| !is_aws_endpoint(e));
+        let display_endpoint = endpoint.clone().unwrap_or_else(|| "AWS S3".to_string());
+        if !has_static && !has_web_identity && !has_container && (imds_disabled || custom_endpoint)
+        {
+            return Err(StorageError::NoCredentials {
+                endpoint: display_endpoint,
+            });
+        }
+
+        // Region.
+        let mut region = env("AWS_REGION")
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .or(profile.region.clone());
+        if region.is_none() && endpoint.is_none() {
+            region = object_store::aws::resolve_bucket_region(bucket, &client)
+                .await
+                .ok();
+        }
+        builder = builder.with_region(region.unwrap_or_else(|| "us-east-1".to_string()));
+
+        // Endpoint and addressing style.
+        let virtual_hosted = match opts.addressing_style {
+            AddressingStyle::Path => false,
+            AddressingStyle::Virtual => true,
+            AddressingStyle::Auto => {
+                endpoint.as_deref().is_none_or(is_aws_endpoint) && !bucket.contains('.')
+            }
+        };
+        builder = builder.with_virtual_hosted_style_request(virtual_hosted);
+        match (&endpoint, virtual_hosted) {
+            (Some(e), true) => {
+                let (scheme, host) = e.split_once("://").unwrap_or(("https", e));
+                builder = builder.with_endpoint(format!("{scheme}://{bucket}.{host}"));
+            }
+            (Some(e), false) => builder = builder.with_endpoint(e.clone()),
+            (None, _) => {}
+        }
+
+        match &opts.encryption {
+            None => {}
+            Some(Encryption::Aes256) => builder = builder.with_config(sse_key()?, "AES256"),
+            Some(Encryption::Kms { key_id: Some(id) }) => {
+                builder = builder.with_sse_kms_encryption(id)
+            }
+            Some(Encryption::Kms { key_id: None }) => {
+                builder = builder.with_config(sse_key()?, "aws:kms")
+            }
+        }
+
+        let store = builder
+            .build()
+            .map_err(|e| StorageError::Config(super::describe::chain_text(&e)))?;
+        Ok(S3Backend {
+            store: Arc::new(store),
+            bucket: bucket.to_string(),
+            endpoint: display_endpoint,
+        })
+    }
+
+    pub(super) fn describe(&self) -> String {
+        format!("s3://{} at {}", self.bucket, self.endpoint)
+    }
+
+    fn err(&self, e: object_store::Error, op: &'static str, key: &str) -> StorageError {
+        classify(e, op, key, &self.bucket, &self.endpoint)
+    }
+
+    pub(super) async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        attrs: &PutAttrs,
+        create: bool,
+    ) -> Result<PutOutcome> {
+        let mut attributes = Attributes::new();
+        if let Some(sha) = &attrs.sha256 {
+            attributes.insert(
+                Attribute::Metadata(SHA256_METADATA_KEY.into()),
+                sha.clone().into(),
+            );
+        }
+        let mut tags = TagSet::default();
+        for (k, v) in &attrs.tags {
+            tags.push(k, v);
+        }
+        let opts = PutOptions {
+            mode: if create {
+                PutMode::Create
+            } else {
+                PutMode::Overwrite
+            },
+            tags,
+            attributes,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&Path::from(key), body.into(), opts)
+            .await
+        {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) if create => Ok(PutOutcome::AlreadyExists),
+            Err(e) => Err(self.err(e, "PUT", key)),
+        }
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<StoredObject> {
+        let result = self
+            .store
+            .get_opts(&Path::from(key), GetOptions::default())
+            .await
+            .map_err(|e| self.err(e, "GET", key))?;
+        let sha256 = result
+            .attributes
+            .get(&Attribute::Metadata(SHA256_METADATA_KEY.into()))
+            .map(|v| v.to_string());
+        let body = result.bytes().await.map_err(|e| self.err(e, "GET", key))?;
+        Ok(StoredObject { body, sha256 })
+    }
+
+    pub(super) async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        match self.store.get_opts(&Path::from(key), opts).await {
+            Ok(r) => Ok(Some(ObjectInfo {
+                size: r.meta.size,
+                sha256: r
+                    .attributes
+                    .get(&Attribute::Metadata(SHA256_METADATA_KEY.into()))
+                    .map(|v| v.to_string()),
+            })),
+            Err(e) => match self.err(e, "HEAD", key) {
+                StorageError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    pub(super) async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let opts = PaginatedListOptions {
+                page_token: token,
+                ..Default::default()
+            };
+            let page = self
+                .store
+                .list_paginated(Some(prefix), opts)
+                .await
+                .map_err(|e| self.err(e, "LIST", prefix))?;
+            out.extend(page.result.objects.into_iter().map(|m| ListedObject {
+                key: m.location.to_string(),
+                size: m.size,
+            }));
+            token = page.page_token;
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    pub(super) async fn check_bucket(&self) -> Result<BucketState> {
+        let opts = PaginatedListOptions {
+            max_keys: Some(1),
+            ..Default::default()
+        };
+        match self.store.list_paginated(None, opts).await {
+            Ok(_) => Ok(BucketState::Exists),
+            Err(e) => match self.err(e, "LIST", "/") {
+                StorageError::NoSuchBucket { .. } | StorageError::NotFound { .. } => {
+                    Ok(BucketState::Missing)
+                }
+                other => Err(other),
+            },
+        }
+    }
+}
