@@ -1,0 +1,2 @@
+//! Placeholder; the real benchmark is being written.
+fn main() {}
