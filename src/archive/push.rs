@@ -160,7 +160,7 @@ pub async fn push_wal(
     {
         Ok(outcome) => outcome,
         Err(StorageError::ConditionalUnsupported { .. }) => {
-            tracing::warn!(key = %key, "the store refuses conditional writes; writing unconditionally");
+            tracing::info!(key = %key, "the store has no conditional writes; the listing showed the key free, writing");
             store.put(&key, prepared.body, &attrs).await?;
             PutOutcome::Created
         }

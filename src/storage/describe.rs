@@ -76,7 +76,24 @@ pub(super) fn classify(
             endpoint: endpoint.to_string(),
         };
     }
-    if code.as_deref() == Some("NotImplemented") {
+    let denied_codes = [
+        "AccessDenied",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+    ];
+    if code.as_deref().is_some_and(|c| denied_codes.contains(&c)) {
+        return StorageError::Denied {
+            op,
+            key: key.to_string(),
+            detail: text,
+        };
+    }
+    if matches!(err, object_store::Error::NotImplemented { .. })
+        || code.as_deref() == Some("NotImplemented")
+    {
         return StorageError::ConditionalUnsupported {
             op,
             key: key.to_string(),
