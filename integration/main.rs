@@ -6,3 +6,4 @@
 //! when one cannot start: nothing here skips itself.
 
 mod harness;
+mod harness_smoke;

