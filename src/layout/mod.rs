@@ -11,6 +11,10 @@
 //! The hash directory is upper-case whatever the case of the name; history
 //! files have none. No I/O here.
 
+pub mod backup_id;
+pub mod backup_info;
+pub mod pyliteral;
+
 use crate::codec::Compression;
 use crate::pg::WalName;
 
