@@ -139,7 +139,7 @@ impl Scenario {
 #[test]
 fn every_recorded_barman_output_is_reproduced() {
     let mut checked = 0;
-    for scenario in ["mixed", "empty", "oddities", "status_none"] {
+    for scenario in ["mixed", "empty", "oddities", "status_none", "random"] {
         let sc = load(scenario);
         let mut files: Vec<PathBuf> = fs::read_dir(&sc.expected)
             .unwrap()
@@ -168,6 +168,19 @@ fn every_recorded_barman_output_is_reproduced() {
         }
     }
     assert!(checked > 100, "only {checked} outputs checked");
+}
+
+#[test]
+fn random_barman_written_files_round_trip_byte_for_byte() {
+    let dir = testdata().join("random/bucket/pg/base");
+    let mut n = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let bytes = fs::read(entry.unwrap().path().join("backup.info")).unwrap();
+        let info = BackupInfo::parse_bytes(&bytes).unwrap();
+        assert_eq!(info.to_text().as_bytes(), bytes.as_slice());
+        n += 1;
+    }
+    assert!(n >= 50, "only {n} files");
 }
 
 #[test]
