@@ -272,3 +272,33 @@ fn a_constructed_backup_info_writes_all_fields_sorted() {
     assert!(text.ends_with("xlog_segment_size=16777216\n"));
     assert_eq!(BackupInfo::parse(&text).unwrap(), info);
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::super::{BackupInfo, parse_py_datetime};
+
+    proptest! {
+        #[test]
+        fn parse_accepts_or_refuses_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = BackupInfo::parse_bytes(&bytes);
+        }
+
+        #[test]
+        fn parse_accepts_or_refuses_field_like_lines(
+            name in prop::sample::select(super::FIELD_NAMES.to_vec()),
+            value in "\\PC{0,30}",
+        ) {
+            if let Ok(info) = BackupInfo::parse(&format!("{name}={value}\n")) {
+                // Whatever was accepted is written in a form that reads back the same.
+                let text = info.to_text();
+                prop_assert_eq!(BackupInfo::parse(&text).map(|i| i.to_text()), Ok(text));
+            }
+        }
+
+        #[test]
+        fn datetime_parser_never_panics(s in "[0-9T:. +Z-]{0,32}") {
+            let _ = parse_py_datetime(&s);
+        }
+    }
+}
