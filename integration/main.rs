@@ -7,3 +7,8 @@
 
 mod harness;
 mod harness_smoke;
+mod support;
+mod wal_compat;
+mod wal_duplicates;
+mod wal_errors;
+mod wal_postgres;
