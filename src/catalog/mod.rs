@@ -101,5 +101,26 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// Builds the entries of a catalogue given as (id from the key prefix,
+/// `backup.info`), with `keep` giving the annotation stored under a backup
+/// id (called with [`Entry::keep_lookup_id`]).
+pub fn entries<'a, S: AsRef<str>>(
+    catalog: &'a [(S, BackupInfo)],
+    keep: impl Fn(&str) -> Option<&'a KeepTarget>,
+) -> Vec<Entry<'a>> {
+    catalog
+        .iter()
+        .map(|(id, info)| {
+            let mut entry = Entry {
+                backup_id: id.as_ref(),
+                info,
+                keep: None,
+            };
+            entry.keep = entry.keep_lookup_id().and_then(&keep);
+            entry
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

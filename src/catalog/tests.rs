@@ -77,18 +77,7 @@ fn unquote(s: &str) -> String {
 
 impl Scenario {
     fn entries(&self) -> Vec<Entry<'_>> {
-        self.backups
-            .iter()
-            .map(|(id, info)| {
-                let mut e = Entry {
-                    backup_id: id,
-                    info,
-                    keep: None,
-                };
-                e.keep = e.keep_lookup_id().and_then(|k| self.keeps.get(k));
-                e
-            })
-            .collect()
+        entries(&self.backups, |id| self.keeps.get(id))
     }
 
     /// What the command prints on stdout, or its `.error` record.
