@@ -21,9 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 
 use super::{
-    BucketState, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result, StorageError, StoredObject,
+    BucketState, DirListing, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result, StorageError,
+    StoredObject,
 };
 
 const TEMP_PREFIX: &str = ".barnacle-tmp-";
@@ -248,12 +252,151 @@ impl LocalBackend {
         .await
     }
 
+    pub(super) async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
+        let all = self.list(prefix).await?;
+        let mut out = DirListing::default();
+        for object in all {
+            match object.key[prefix.len()..].find('/') {
+                Some(i) => {
+                    let dir = format!("{}/", &object.key[..prefix.len() + i]);
+                    if !out.prefixes.contains(&dir) {
+                        out.prefixes.push(dir);
+                    }
+                }
+                None => out.objects.push(object),
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+        self.require_root()?;
+        let path = self.path_of(key);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound {
+                    key: key.to_string(),
+                });
+            }
+            Err(e) => return Err(local_err("open", &path)(e)),
+        };
+        let state = (Some(file), path);
+        Ok(futures::stream::unfold(state, |(file, path)| async move {
+            let mut file = file?;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; 1 << 20];
+                let n = io::Read::read(&mut file, &mut buf)?;
+                buf.truncate(n);
+                Ok::<_, io::Error>((file, buf))
+            })
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)));
+            match read {
+                Ok((_, buf)) if buf.is_empty() => None,
+                Ok((file, buf)) => Some((Ok(Bytes::from(buf)), (Some(file), path))),
+                Err(e) => Some((Err(local_err("read", &path)(e)), (None, path))),
+            }
+        })
+        .boxed())
+    }
+
+    pub(super) async fn create_multipart(&self, key: &str) -> Result<LocalMultipart> {
+        self.require_root()?;
+        let path = self.path_of(key);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        fs::create_dir_all(&dir).map_err(local_err("create directory", &dir))?;
+        let tmp = temp_name(&dir, &name);
+        let file = File::create(&tmp).map_err(local_err("create", &tmp))?;
+        Ok(LocalMultipart {
+            file: std::sync::Arc::new(file),
+            tmp,
+            path,
+            offset: 0,
+        })
+    }
+
+    pub(super) async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.require_root()?;
+        let paths: Vec<PathBuf> = keys.iter().map(|k| self.path_of(k)).collect();
+        blocking(move || {
+            for path in paths {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(local_err("delete", &path)(e)),
+                }
+                // Remove directories left empty (hash dirs, backup dirs).
+                let mut dir = path.parent();
+                while let Some(d) = dir {
+                    if fs::remove_dir(d).is_err() {
+                        break;
+                    }
+                    dir = d.parent();
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub(super) async fn check_bucket(&self) -> Result<BucketState> {
         Ok(if self.root.is_dir() {
             BucketState::Exists
         } else {
             BucketState::Missing
         })
+    }
+}
+
+/// A local "multipart upload": parts written at their offsets into a temp
+/// file, published by rename on completion.
+pub(super) struct LocalMultipart {
+    file: std::sync::Arc<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+    offset: u64,
+}
+
+impl LocalMultipart {
+    pub(super) fn put_part(&mut self, data: Bytes) -> BoxFuture<'static, Result<()>> {
+        use std::os::unix::fs::FileExt;
+        let offset = self.offset;
+        self.offset += data.len() as u64;
+        let (file, tmp) = (self.file.clone(), self.tmp.clone());
+        Box::pin(blocking(move || {
+            file.write_all_at(&data, offset)
+                .map_err(local_err("write", &tmp))
+        }))
+    }
+
+    pub(super) async fn complete(self) -> Result<()> {
+        blocking(move || {
+            self.file
+                .sync_all()
+                .map_err(local_err("fsync", &self.tmp))?;
+            fs::rename(&self.tmp, &self.path).map_err(local_err("rename", &self.path))?;
+            let dir = self
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            fsync_dir(&dir).map_err(local_err("fsync", &dir))
+        })
+        .await
+    }
+
+    pub(super) async fn abort(self) -> Result<()> {
+        blocking(move || match fs::remove_file(&self.tmp) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(local_err("remove", &self.tmp)(e)),
+        })
+        .await
     }
 }
 

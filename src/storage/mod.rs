@@ -20,6 +20,7 @@ mod describe;
 mod local;
 pub mod profile;
 mod s3;
+pub mod upload;
 mod url;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 
 pub use s3::{AddressingStyle, Encryption, S3Options};
 pub use url::StoreUrl;
@@ -124,6 +127,60 @@ pub struct ObjectInfo {
 pub struct ListedObject {
     pub key: String,
     pub size: u64,
+}
+
+/// A delimiter (`/`) listing: objects directly under a prefix, and the
+/// "directories" below it (with their trailing `/`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirListing {
+    pub objects: Vec<ListedObject>,
+    pub prefixes: Vec<String>,
+}
+
+/// A multipart upload in progress. Parts are numbered in the order
+/// [`MultipartUpload::put_part`] is called; their futures may run concurrently.
+pub struct MultipartUpload {
+    key: String,
+    inner: MultipartInner,
+}
+
+enum MultipartInner {
+    S3(s3::S3Multipart),
+    Local(local::LocalMultipart),
+}
+
+impl std::fmt::Debug for MultipartUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultipartUpload")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl MultipartUpload {
+    /// Starts sending the next part; the future resolves once it is stored.
+    pub fn put_part(&mut self, data: Bytes) -> BoxFuture<'static, Result<()>> {
+        match &mut self.inner {
+            MultipartInner::S3(m) => m.put_part(data),
+            MultipartInner::Local(m) => m.put_part(data),
+        }
+    }
+
+    /// Assembles the parts into the object (all parts must have completed).
+    pub async fn complete(self) -> Result<()> {
+        match self.inner {
+            MultipartInner::S3(m) => m.complete().await,
+            MultipartInner::Local(m) => m.complete().await,
+        }
+    }
+
+    /// Abandons the upload and frees what the store holds for it.
+    pub async fn abort(self) -> Result<()> {
+        match self.inner {
+            MultipartInner::S3(m) => m.abort().await,
+            MultipartInner::Local(m) => m.abort().await,
+        }
+    }
 }
 
 /// Whether the bucket (or the local root directory) exists.
@@ -230,6 +287,47 @@ impl Store {
         };
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
+    }
+
+    /// Objects directly under `prefix` and the sub-"directories" (delimiter `/`),
+    /// both sorted.
+    pub async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
+        let mut listing = match &self.backend {
+            Backend::S3(s) => s.list_dir(prefix).await?,
+            Backend::Local(l) => l.list_dir(prefix).await?,
+        };
+        listing.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        listing.prefixes.sort();
+        Ok(listing)
+    }
+
+    /// Reads an object as a stream of chunks (large objects: backup tars).
+    pub async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+        match &self.backend {
+            Backend::S3(s) => s.get_stream(key).await,
+            Backend::Local(l) => l.get_stream(key).await,
+        }
+    }
+
+    /// Starts a multipart upload to `key` (see [`upload::upload_stream`]).
+    pub async fn create_multipart(&self, key: &str, attrs: &PutAttrs) -> Result<MultipartUpload> {
+        let inner = match &self.backend {
+            Backend::S3(s) => MultipartInner::S3(s.create_multipart(key, attrs).await?),
+            Backend::Local(l) => MultipartInner::Local(l.create_multipart(key).await?),
+        };
+        Ok(MultipartUpload {
+            key: key.to_string(),
+            inner,
+        })
+    }
+
+    /// Deletes `keys`, in batches of at most `batch_size` per request where
+    /// the store has bulk deletes. Missing keys are not an error.
+    pub async fn delete_many(&self, keys: &[String], batch_size: usize) -> Result<()> {
+        match &self.backend {
+            Backend::S3(s) => s.delete_many(keys, batch_size.clamp(1, 1000)).await,
+            Backend::Local(l) => l.delete_many(keys).await,
+        }
     }
 
     /// Whether the bucket exists; [`StorageError::Unreachable`] when the

@@ -20,18 +20,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, BackoffConfig, Certificate, ClientOptions, GetOptions, ObjectStore,
-    PutMode, PutOptions, RetryConfig, TagSet,
+    ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, RetryConfig, TagSet,
 };
 
 use super::describe::classify;
 use super::{
-    BucketState, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result, SHA256_METADATA_KEY,
-    StorageError, StoredObject, profile,
+    BucketState, DirListing, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result,
+    SHA256_METADATA_KEY, StorageError, StoredObject, profile,
 };
 
 /// `--addressing-style`.
@@ -256,13 +259,7 @@ impl S3Backend {
         classify(e, op, key, &self.bucket, &self.endpoint)
     }
 
-    pub(super) async fn put(
-        &self,
-        key: &str,
-        body: Bytes,
-        attrs: &PutAttrs,
-        create: bool,
-    ) -> Result<PutOutcome> {
+    fn attributes(attrs: &PutAttrs) -> (Attributes, TagSet) {
         let mut attributes = Attributes::new();
         if let Some(sha) = &attrs.sha256 {
             attributes.insert(
@@ -274,6 +271,17 @@ impl S3Backend {
         for (k, v) in &attrs.tags {
             tags.push(k, v);
         }
+        (attributes, tags)
+    }
+
+    pub(super) async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        attrs: &PutAttrs,
+        create: bool,
+    ) -> Result<PutOutcome> {
+        let (attributes, tags) = Self::attributes(attrs);
         let opts = PutOptions {
             mode: if create {
                 PutMode::Create
@@ -370,5 +378,163 @@ impl S3Backend {
                 other => Err(other),
             },
         }
+    }
+
+    pub(super) async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
+        let mut out = DirListing::default();
+        let mut token = None;
+        loop {
+            let opts = PaginatedListOptions {
+                page_token: token,
+                delimiter: Some("/".into()),
+                ..Default::default()
+            };
+            let page = self
+                .store
+                .list_paginated(Some(prefix), opts)
+                .await
+                .map_err(|e| self.err(e, "LIST", prefix))?;
+            out.objects
+                .extend(page.result.objects.into_iter().map(|m| ListedObject {
+                    key: m.location.to_string(),
+                    size: m.size,
+                }));
+            out.prefixes.extend(
+                page.result
+                    .common_prefixes
+                    .into_iter()
+                    .map(|p| format!("{p}/")),
+            );
+            token = page.page_token;
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    pub(super) async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let result = self
+            .store
+            .get_opts(&Path::from(key), GetOptions::default())
+            .await
+            .map_err(|e| self.err(e, "GET", key))?;
+        let (key, bucket, endpoint) = (key.to_string(), self.bucket.clone(), self.endpoint.clone());
+        Ok(result
+            .into_stream()
+            .map_err(move |e| classify(e, "GET", &key, &bucket, &endpoint))
+            .boxed())
+    }
+
+    pub(super) async fn create_multipart(
+        &self,
+        key: &str,
+        attrs: &PutAttrs,
+    ) -> Result<S3Multipart> {
+        let (attributes, tags) = Self::attributes(attrs);
+        let opts = PutMultipartOptions {
+            tags,
+            attributes,
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&Path::from(key), opts)
+            .await
+            .map_err(|e| self.err(e, "CreateMultipartUpload", key))?;
+        Ok(S3Multipart {
+            upload,
+            key: key.to_string(),
+            bucket: self.bucket.clone(),
+            endpoint: self.endpoint.clone(),
+        })
+    }
+
+    /// Bulk deletes (DeleteObjects with Content-MD5, which object_store always
+    /// sends), falling back to one DeleteObject per key where a store refuses
+    /// bulk deletes, as Barman does.
+    pub(super) async fn delete_many(&self, keys: &[String], batch_size: usize) -> Result<()> {
+        for batch in keys.chunks(batch_size.max(1)) {
+            let paths: Vec<object_store::Result<Path>> =
+                batch.iter().map(|k| Ok(Path::from(k.as_str()))).collect();
+            let results: Vec<object_store::Result<Path>> = self
+                .store
+                .delete_stream(futures::stream::iter(paths).boxed())
+                .collect()
+                .await;
+            let mut refused = false;
+            for (key, result) in batch.iter().zip(results) {
+                match result {
+                    Ok(_) => {}
+                    Err(e) => match self.err(e, "DELETE", key) {
+                        StorageError::NotFound { .. } => {}
+                        StorageError::Request { detail, .. }
+                            if detail.contains("MissingContentMD5")
+                                || detail.to_ascii_lowercase().contains("content-md5")
+                                || detail.contains("NotImplemented") =>
+                        {
+                            refused = true;
+                        }
+                        other => return Err(other),
+                    },
+                }
+            }
+            if refused {
+                for key in batch {
+                    tracing::warn!(key = %key, "bulk delete refused; deleting this file individually");
+                    match self.store.delete(&Path::from(key.as_str())).await {
+                        Ok(()) => {}
+                        Err(e) => match self.err(e, "DELETE", key) {
+                            StorageError::NotFound { .. } => {}
+                            other => return Err(other),
+                        },
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An S3 multipart upload.
+pub(super) struct S3Multipart {
+    upload: Box<dyn object_store::MultipartUpload>,
+    key: String,
+    bucket: String,
+    endpoint: String,
+}
+
+impl S3Multipart {
+    pub(super) fn put_part(&mut self, data: Bytes) -> BoxFuture<'static, Result<()>> {
+        let part = self.upload.put_part(data.into());
+        let (key, bucket, endpoint) =
+            (self.key.clone(), self.bucket.clone(), self.endpoint.clone());
+        Box::pin(async move {
+            part.await
+                .map_err(|e| classify(e, "UploadPart", &key, &bucket, &endpoint))
+        })
+    }
+
+    pub(super) async fn complete(mut self) -> Result<()> {
+        self.upload.complete().await.map(drop).map_err(|e| {
+            classify(
+                e,
+                "CompleteMultipartUpload",
+                &self.key,
+                &self.bucket,
+                &self.endpoint,
+            )
+        })
+    }
+
+    pub(super) async fn abort(mut self) -> Result<()> {
+        self.upload.abort().await.map_err(|e| {
+            classify(
+                e,
+                "AbortMultipartUpload",
+                &self.key,
+                &self.bucket,
+                &self.endpoint,
+            )
+        })
     }
 }
