@@ -1,10 +1,12 @@
 //! PostgreSQL knowledge that needs no server: WAL file names, LSNs, timelines
 //! and segment arithmetic.
 //!
-//! Nothing here does I/O. The grammar of the names is PostgreSQL's
+//! Nothing here does I/O except [`session`], the tokio-postgres calls of a
+//! base backup. The grammar of the names is PostgreSQL's
 //! (`xlog_internal.h`), with Barman's leniency: hex digits in either case.
 
 mod lsn;
+pub mod session;
 mod wal_name;
 
 pub use lsn::{Lsn, LsnParseError};
