@@ -2,9 +2,9 @@
 //! pure rendering of what `barman-cloud-backup-list [--format json]`,
 //! `barman-cloud-backup-show [--format json]` and `barman-cloud-backup-keep
 //! -s` print, byte for byte, plus the recoverability summary CloudNativePG
-//! shows. No I/O: the caller lists the bucket, reads each `backup.info`
-//! (dropping unreadable ones, as Barman's `CloudBackupCatalog` does) and the
-//! keep annotations, and prints what these functions return.
+//! shows. The rendering does no I/O; [`load`] reads the catalogue from the
+//! store (each `backup.info` and keep annotation, dropping unreadable ones as
+//! Barman's `CloudBackupCatalog` does) for the commands to render.
 //!
 //! Mirrors `barman/clients/cloud_backup_{list,show,keep}.py`,
 //! `BackupInfo.to_dict/to_json` (infofile.py), `ConsoleOutputWriter.
@@ -15,6 +15,7 @@
 //! logs "Barman cloud backup <list|show|keep> exception: <message>" and exits 4.
 
 mod json;
+pub mod load;
 mod pyfmt;
 mod render;
 mod status;

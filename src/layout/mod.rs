@@ -63,6 +63,26 @@ impl ServerPrefix {
         format!("{}{}{}", self.wal_dir(wal), wal.as_str(), suffix)
     }
 
+    /// `P/base/`: the root of the base backups.
+    pub fn base_root(&self) -> String {
+        format!("{}/base/", self.0)
+    }
+
+    /// `P/base/<ID>/`: one backup's directory.
+    pub fn backup_dir(&self, backup_id: &str) -> String {
+        format!("{}/base/{backup_id}/", self.0)
+    }
+
+    /// `P/base/<ID>/backup.info`.
+    pub fn backup_info_key(&self, backup_id: &str) -> String {
+        format!("{}backup.info", self.backup_dir(backup_id))
+    }
+
+    /// `P/base/<ID>/annotations/keep`.
+    pub fn keep_key(&self, backup_id: &str) -> String {
+        format!("{}annotations/keep", self.backup_dir(backup_id))
+    }
+
     /// The key without any compression suffix: every key that starts with
     /// this is the WAL itself, one of its compressed forms, its `.partial`, or
     /// a backup history file of the same segment.
