@@ -12,6 +12,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::catalog::load::CatalogError;
 use crate::pg::WalNameError;
 use crate::storage::StorageError;
 
@@ -23,6 +24,8 @@ pub enum Error {
     Usage(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     #[error("cannot read {path}: {source}")]
     ReadFile {
         path: PathBuf,
@@ -85,6 +88,9 @@ impl Error {
         match self {
             Error::InvalidWalName(_) | Error::Usage(_) => 3,
             Error::Spool { .. } => 2,
+            // "Unsupported field" in a backup.info stops Barman's tools with 1.
+            Error::Catalog(CatalogError::Unreadable { .. }) => 1,
+            Error::Catalog(CatalogError::Storage(_)) => 4,
             Error::Storage(_)
             | Error::ReadFile { .. }
             | Error::WriteFile { .. }

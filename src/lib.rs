@@ -18,6 +18,7 @@ pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod codec;
+pub mod commands;
 pub mod error;
 pub mod layout;
 pub mod logging;

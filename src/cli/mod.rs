@@ -15,6 +15,7 @@
 //! (`barman-cloud-wal-archive 3.19.1`): CloudNativePG parses it to learn which
 //! options the tools accept.
 
+mod catalog;
 mod common;
 mod tags;
 mod wal;
@@ -23,6 +24,7 @@ use std::ffi::OsString;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub use catalog::{CheckWalArchiveArgs, KeepArgs, ListArgs, ShowArgs};
 pub use common::CommonArgs;
 pub use wal::{WalArchiveArgs, WalRestoreArgs};
 
@@ -37,6 +39,10 @@ pub enum Program {
     Restore,
     BarmanWalArchive,
     BarmanWalRestore,
+    BarmanList,
+    BarmanShow,
+    BarmanKeep,
+    BarmanCheckWalArchive,
 }
 
 impl Program {
@@ -48,6 +54,10 @@ impl Program {
             "restore" => Program::Restore,
             "barman-cloud-wal-archive" => Program::BarmanWalArchive,
             "barman-cloud-wal-restore" => Program::BarmanWalRestore,
+            "barman-cloud-backup-list" => Program::BarmanList,
+            "barman-cloud-backup-show" => Program::BarmanShow,
+            "barman-cloud-backup-keep" => Program::BarmanKeep,
+            "barman-cloud-check-wal-archive" => Program::BarmanCheckWalArchive,
             _ => Program::Barnacle,
         }
     }
@@ -59,13 +69,17 @@ impl Program {
             Program::Restore => "restore",
             Program::BarmanWalArchive => "barman-cloud-wal-archive",
             Program::BarmanWalRestore => "barman-cloud-wal-restore",
+            Program::BarmanList => "barman-cloud-backup-list",
+            Program::BarmanShow => "barman-cloud-backup-show",
+            Program::BarmanKeep => "barman-cloud-backup-keep",
+            Program::BarmanCheckWalArchive => "barman-cloud-check-wal-archive",
         }
     }
 
     fn version(self) -> &'static str {
         match self {
-            Program::BarmanWalArchive | Program::BarmanWalRestore => BARMAN_VERSION,
-            _ => env!("CARGO_PKG_VERSION"),
+            Program::Barnacle | Program::WalPush | Program::Restore => env!("CARGO_PKG_VERSION"),
+            _ => BARMAN_VERSION,
         }
     }
 }
@@ -89,6 +103,14 @@ enum BarnacleCommand {
     WalPush(Box<WalArchiveArgs>),
     /// Restore one WAL file from the archive (restore_command).
     WalRestore(Box<WalRestoreArgs>),
+    /// List the backups of a server (barman-cloud-backup-list).
+    List(Box<ListArgs>),
+    /// Show one backup (barman-cloud-backup-show).
+    Show(Box<ShowArgs>),
+    /// Keep a backup, release it, or show its keep status (barman-cloud-backup-keep).
+    Keep(Box<KeepArgs>),
+    /// Check that a WAL archive is usable for a new cluster (barman-cloud-check-wal-archive).
+    CheckWalArchive(Box<CheckWalArchiveArgs>),
 }
 
 /// A parsed command line.
@@ -102,6 +124,32 @@ pub enum Invocation {
     WalRestore {
         args: Box<WalRestoreArgs>,
     },
+    List {
+        args: Box<ListArgs>,
+    },
+    Show {
+        args: Box<ShowArgs>,
+    },
+    Keep {
+        args: Box<KeepArgs>,
+    },
+    CheckWalArchive {
+        args: Box<CheckWalArchiveArgs>,
+    },
+}
+
+impl Invocation {
+    /// The options every command shares.
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            Invocation::WalPush { args, .. } => &args.common,
+            Invocation::WalRestore { args } => &args.common,
+            Invocation::List { args } => &args.common,
+            Invocation::Show { args } => &args.common,
+            Invocation::Keep { args } => &args.common,
+            Invocation::CheckWalArchive { args } => &args.common,
+        }
+    }
 }
 
 /// A command line that did not parse: `--help`/`--version` output (exit 0) or
@@ -160,6 +208,18 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, ParseFailure> {
         Program::Restore | Program::BarmanWalRestore => Ok(Invocation::WalRestore {
             args: Box::new(parse_with(program, argv)?),
         }),
+        Program::BarmanList => Ok(Invocation::List {
+            args: Box::new(parse_with(program, argv)?),
+        }),
+        Program::BarmanShow => Ok(Invocation::Show {
+            args: Box::new(parse_with(program, argv)?),
+        }),
+        Program::BarmanKeep => Ok(Invocation::Keep {
+            args: Box::new(parse_with(program, argv)?),
+        }),
+        Program::BarmanCheckWalArchive => Ok(Invocation::CheckWalArchive {
+            args: Box::new(parse_with(program, argv)?),
+        }),
         Program::Barnacle => {
             let parsed: BarnacleArgs = parse_with(program, argv)?;
             Ok(match parsed.command {
@@ -168,6 +228,10 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, ParseFailure> {
                     default_gzip: true,
                 },
                 BarnacleCommand::WalRestore(args) => Invocation::WalRestore { args },
+                BarnacleCommand::List(args) => Invocation::List { args },
+                BarnacleCommand::Show(args) => Invocation::Show { args },
+                BarnacleCommand::Keep(args) => Invocation::Keep { args },
+                BarnacleCommand::CheckWalArchive(args) => Invocation::CheckWalArchive { args },
             })
         }
     }
