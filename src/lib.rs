@@ -15,6 +15,7 @@
 //! exit codes ([`error::Error::exit_code`]) and logs them.
 
 pub mod archive;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod codec;

@@ -19,6 +19,7 @@
 mod hashing;
 mod level;
 pub mod parallel_gzip;
+pub mod stream;
 
 use std::io::{self, Read, Write};
 

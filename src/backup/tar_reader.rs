@@ -1,0 +1,318 @@
+//! Streaming, safe extraction of one tar part into a directory.
+//!
+//! Mirrors what `barman-cloud-restore` does with each part
+//! (`CloudInterface.extract_tar`: Python `tarfile` in `r|…` mode,
+//! `extractall(path=dst)`), minus what would be unsafe:
+//!
+//! * names are relative: an absolute name or a `..` component is an error,
+//!   `.` components are dropped (`./` is the destination itself, whose mode
+//!   and mtime are restored like any directory's: PostgreSQL wants 0700);
+//! * no path is ever resolved through a symlink: a symlink met among the
+//!   parents of a member is an error, and a member that replaces an existing
+//!   file or symlink unlinks it first instead of writing through it;
+//! * symlink members are created as they are (their targets are not checked:
+//!   they are never followed here); hard links must name an earlier,
+//!   non-directory member under the same rules;
+//! * regular files get their mode (permission bits only: no setuid/setgid/
+//!   sticky) and mtime (the PAX `mtime` with its fraction when present);
+//!   directories are created 0700 and get their mode and mtime at the end,
+//!   deepest first, as `extractall` does; ownership is left to the running
+//!   user; FIFOs and devices are skipped and counted.
+//!
+//! PAX and GNU long names and links are decoded by the `tar` crate.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::{self, File, FileTimes, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tar::EntryType;
+
+/// What one extraction created.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExtractStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// File data bytes written.
+    pub bytes: u64,
+    /// Members not extracted (FIFOs, devices, unknown types, global headers).
+    pub skipped: u64,
+}
+
+fn unsafe_path(what: &str, name: &[u8]) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{what}: {}", String::from_utf8_lossy(name)),
+    )
+}
+
+/// The components of a member name, refusing absolute names and `..`.
+fn components(name: &[u8]) -> io::Result<Vec<&[u8]>> {
+    if name.first() == Some(&b'/') {
+        return Err(unsafe_path("absolute path in archive", name));
+    }
+    let mut out = Vec::new();
+    for c in name.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err(unsafe_path("'..' in archive path", name)),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+struct Extractor<'a> {
+    dest: &'a Path,
+    /// Directories below `dest` known to be real directories (relative).
+    known_dirs: HashSet<PathBuf>,
+    /// (relative path, mode, mtime) of directory members, applied at the end.
+    dir_attrs: Vec<(PathBuf, u32, SystemTime)>,
+    stats: ExtractStats,
+    buf: Vec<u8>,
+}
+
+impl Extractor<'_> {
+    /// Makes sure every parent of `rel` is a real directory inside `dest`,
+    /// creating missing ones when `create`.
+    fn parents(&mut self, rel: &Path, name: &[u8], create: bool) -> io::Result<()> {
+        let mut prefix = PathBuf::new();
+        let Some(parent) = rel.parent() else {
+            return Ok(());
+        };
+        for c in parent.components() {
+            prefix.push(c);
+            if self.known_dirs.contains(&prefix) {
+                continue;
+            }
+            let abs = self.dest.join(&prefix);
+            match fs::symlink_metadata(&abs) {
+                Ok(m) if m.file_type().is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(unsafe_path("archive path goes through a symlink", name));
+                }
+                Ok(_) => return Err(unsafe_path("archive path goes through a file", name)),
+                Err(e) if create && e.kind() == io::ErrorKind::NotFound => fs::create_dir(&abs)?,
+                Err(e) => return Err(e),
+            }
+            self.known_dirs.insert(prefix.clone());
+        }
+        Ok(())
+    }
+
+    /// Removes whatever non-directory is at `abs`, never following it.
+    fn clear(&self, abs: &Path, name: &[u8]) -> io::Result<()> {
+        match fs::symlink_metadata(abs) {
+            Ok(m) if m.file_type().is_dir() => Err(unsafe_path(
+                "archive member would replace a directory",
+                name,
+            )),
+            Ok(_) => fs::remove_file(abs),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> io::Result<()> {
+        let kind = entry.header().entry_type();
+        let name = entry.path_bytes().into_owned();
+        let parts = components(&name)?;
+        let rel: PathBuf = parts.iter().map(|c| OsStr::from_bytes(c)).collect();
+        let abs = self.dest.join(&rel);
+        let mode = entry.header().mode()? & 0o777;
+        let mtime = member_mtime(&mut entry)?;
+        match kind {
+            EntryType::Directory => {
+                if !parts.is_empty() {
+                    self.parents(&rel, &name, true)?;
+                    match fs::symlink_metadata(&abs) {
+                        Ok(m) if m.file_type().is_dir() => {}
+                        Ok(_) => return Err(unsafe_path("directory over a non-directory", &name)),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                            fs::DirBuilder::new().mode(0o700).create(&abs)?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    self.known_dirs.insert(rel.clone());
+                }
+                self.dir_attrs.push((rel, mode, mtime));
+                self.stats.dirs += 1;
+            }
+            _ if parts.is_empty() => {
+                return Err(unsafe_path("non-directory member names the root", &name));
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.parents(&rel, &name, true)?;
+                self.clear(&abs, &name)?;
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&abs)?;
+                let n = self.copy(&mut entry, &mut file)?;
+                file.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))?;
+                file.set_permissions(fs::Permissions::from_mode(mode))?;
+                self.stats.files += 1;
+                self.stats.bytes += n;
+            }
+            EntryType::Symlink => {
+                let target = link_name(&entry, &name)?;
+                self.parents(&rel, &name, true)?;
+                self.clear(&abs, &name)?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &abs)?;
+                self.stats.symlinks += 1;
+            }
+            EntryType::Link => {
+                let target = link_name(&entry, &name)?;
+                let target_rel: PathBuf = components(&target)?
+                    .into_iter()
+                    .map(OsStr::from_bytes)
+                    .collect();
+                if target_rel.as_os_str().is_empty() {
+                    return Err(unsafe_path("hard link to the root", &name));
+                }
+                self.parents(&target_rel, &target, false)?;
+                let source = self.dest.join(&target_rel);
+                match fs::symlink_metadata(&source) {
+                    Ok(m) if !m.file_type().is_dir() => {}
+                    _ => return Err(unsafe_path("hard link to a missing member", &target)),
+                }
+                self.parents(&rel, &name, true)?;
+                self.clear(&abs, &name)?;
+                fs::hard_link(&source, &abs)?;
+                self.stats.hardlinks += 1;
+            }
+            _ => self.stats.skipped += 1,
+        }
+        Ok(())
+    }
+
+    fn copy(&mut self, from: &mut impl Read, to: &mut File) -> io::Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = match from.read(&mut self.buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            to.write_all(&self.buf[..n])?;
+            total += n as u64;
+        }
+    }
+
+    /// `extractall`'s last step: directory modes and mtimes, deepest first.
+    fn finish_dirs(&mut self) -> io::Result<()> {
+        self.dir_attrs.sort_by(|a, b| b.0.cmp(&a.0));
+        for (rel, mode, mtime) in &self.dir_attrs {
+            let abs = self.dest.join(rel);
+            let dir = File::open(&abs)?;
+            dir.set_times(FileTimes::new().set_accessed(*mtime).set_modified(*mtime))?;
+            dir.set_permissions(fs::Permissions::from_mode(*mode))?;
+        }
+        Ok(())
+    }
+}
+
+fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &[u8]) -> io::Result<Vec<u8>> {
+    match entry.link_name_bytes() {
+        Some(t) if !t.is_empty() => Ok(t.into_owned()),
+        _ => Err(unsafe_path("link without a target", name)),
+    }
+}
+
+/// The PAX `mtime` (with its fraction) if any, else the header's.
+fn member_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<SystemTime> {
+    if let Some(exts) = entry.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            if ext.key_bytes() == b"mtime" {
+                if let Some(t) = parse_pax_time(ext.value_bytes()) {
+                    return Ok(t);
+                }
+            }
+        }
+    }
+    let secs = entry.header().mtime()?;
+    Ok(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// `"1700000000.25"`, `"-1.5"`, `"42"` → a time (decimal, to the nanosecond).
+fn parse_pax_time(value: &[u8]) -> Option<SystemTime> {
+    let s = std::str::from_utf8(value).ok()?;
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: u64 = whole.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    let d = Duration::new(secs, nanos);
+    if neg {
+        UNIX_EPOCH.checked_sub(d)
+    } else {
+        UNIX_EPOCH.checked_add(d)
+    }
+}
+
+/// Extracts one tar stream (already decompressed) into `dest`, which is
+/// created if missing. Stops at the end-of-archive marker.
+pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> {
+    fs::create_dir_all(dest)?;
+    let mut archive = tar::Archive::new(reader);
+    let mut x = Extractor {
+        dest,
+        known_dirs: HashSet::new(),
+        dir_attrs: Vec::new(),
+        stats: ExtractStats::default(),
+        buf: vec![0; 256 * 1024],
+    };
+    for entry in archive.entries()? {
+        x.entry(entry?)?;
+    }
+    x.finish_dirs()?;
+    Ok(x.stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(components(b"./").unwrap(), Vec::<&[u8]>::new());
+        assert_eq!(components(b"./a//b/").unwrap(), vec![&b"a"[..], b"b"]);
+        assert!(components(b"/etc/passwd").is_err());
+        assert!(components(b"a/../../x").is_err());
+        assert!(components(b"..").is_err());
+    }
+
+    #[test]
+    fn pax_times_parse_to_the_nanosecond() {
+        let t = parse_pax_time(b"1700000000.1234567").unwrap();
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).unwrap(),
+            Duration::new(1_700_000_000, 123_456_700)
+        );
+        assert_eq!(
+            parse_pax_time(b"42"),
+            Some(UNIX_EPOCH + Duration::from_secs(42))
+        );
+        assert!(parse_pax_time(b"-1.5").is_some());
+        assert!(parse_pax_time(b"x").is_none());
+    }
+}
