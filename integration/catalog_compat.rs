@@ -1,0 +1,153 @@
+//! The catalogue commands against Barman's own, on the same bucket: backups
+//! taken by `barman-cloud-backup` from a real PostgreSQL 15, then `list` and
+//! `show` (console and JSON) must print exactly what Barman prints, `keep`
+//! set by either tool must be seen by the other, and `check-wal-archive`
+//! (with and without `--timeline`) must return Barman's exit codes.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{self, PgCluster, S3Kind};
+use crate::support::{Archive, Ran, run};
+
+/// Runs barnacle's and Barman's `tool` with the same arguments; both must
+/// exit `code` and print the same standard output.
+fn same_output(archive: &Archive, tool: &str, before: &[&str], after: &[&str], code: i32) -> Ran {
+    let mut ours: Command = archive.barnacle(tool, before);
+    ours.args(after);
+    let mut theirs: Command = archive.barman(tool, before);
+    theirs.args(after);
+    let (ours, theirs) = (run(&mut ours), run(&mut theirs));
+    assert_eq!(
+        theirs.code, code,
+        "Barman's {tool} {before:?} {after:?}: {theirs:#?}"
+    );
+    assert_eq!(
+        ours.code, code,
+        "barnacle's {tool} {before:?} {after:?}: {ours:#?}"
+    );
+    assert_eq!(
+        ours.stdout, theirs.stdout,
+        "{tool} {before:?} {after:?} prints differently"
+    );
+    ours
+}
+
+#[test]
+fn list_show_keep_and_check_agree_with_barman() {
+    let archive = Archive::new(S3Kind::SeaweedHttp, "catalog");
+    let dir = harness::scratch("catalog");
+
+    // An empty archive passes the check in both tools.
+    same_output(&archive, "barman-cloud-check-wal-archive", &[], &[], 0);
+
+    let archive_command = format!(
+        "{} {} {} %p",
+        archive.command_line("walpush", ""),
+        archive.url(),
+        archive.server
+    );
+    let pg = PgCluster::new(&dir.join("pg"), |c| {
+        c.set("archive_mode", "on")
+            .set("archive_command", &archive_command)
+            .envs(archive.s3.env());
+    });
+    pg.pgbench(&["-i", "-s", "1", "-q"]);
+    let backup = |name: Option<&str>| {
+        let mut cmd = archive.barman(
+            "barman-cloud-backup",
+            &[
+                "--gzip",
+                "--immediate-checkpoint",
+                "-h",
+                &pg.run_dir().display().to_string(),
+                "-p",
+                &pg.port().to_string(),
+                "-U",
+                "postgres",
+            ],
+        );
+        if let Some(n) = name {
+            cmd.args(["-n", n]);
+        }
+        harness::as_postgres(&mut cmd);
+        cmd.env("HOME", pg.run_dir());
+        run(&mut cmd).ok("barman-cloud-backup");
+    };
+    backup(Some("first-backup"));
+    // Backup ids are the client's local time to the second.
+    std::thread::sleep(Duration::from_millis(1100));
+    pg.pgbench(&["-c", "1", "-T", "1"]);
+    backup(None);
+    let last = pg.switch_wal();
+    pg.wait_archived(&last, Duration::from_secs(60));
+
+    for format in [&["--format", "console"][..], &["--format", "json"][..]] {
+        same_output(&archive, "barman-cloud-backup-list", format, &[], 0);
+        for id in ["first-backup", "latest", "oldest", "first", "last"] {
+            same_output(&archive, "barman-cloud-backup-show", format, &[id], 0);
+        }
+    }
+    // Unknown backups: the same exit code (4) and nothing on stdout.
+    same_output(
+        &archive,
+        "barman-cloud-backup-show",
+        &[],
+        &["no-such-name"],
+        4,
+    );
+
+    // Keep, set by one tool, seen by the other.
+    run(&mut archive
+        .barnacle("barman-cloud-backup-keep", &["--target", "standalone"])
+        .arg("first-backup"))
+    .ok("keep");
+    same_output(
+        &archive,
+        "barman-cloud-backup-keep",
+        &["-s"],
+        &["first-backup"],
+        0,
+    );
+    run(&mut archive
+        .barman("barman-cloud-backup-keep", &["--target", "full"])
+        .arg("latest"))
+    .ok("barman keep");
+    same_output(
+        &archive,
+        "barman-cloud-backup-keep",
+        &["-s"],
+        &["latest"],
+        0,
+    );
+    same_output(&archive, "barman-cloud-backup-list", &[], &[], 0);
+    run(&mut archive
+        .barnacle("barman-cloud-backup-keep", &["-r"])
+        .arg("latest"))
+    .ok("release");
+    same_output(
+        &archive,
+        "barman-cloud-backup-keep",
+        &["-s"],
+        &["latest"],
+        0,
+    );
+
+    // check-wal-archive now that WAL of timeline 1 is there.
+    same_output(&archive, "barman-cloud-check-wal-archive", &[], &[], 1);
+    same_output(
+        &archive,
+        "barman-cloud-check-wal-archive",
+        &["--timeline", "1"],
+        &[],
+        1,
+    );
+    same_output(
+        &archive,
+        "barman-cloud-check-wal-archive",
+        &["--timeline", "2"],
+        &[],
+        0,
+    );
+    same_output(&archive, "barman-cloud-check-wal-archive", &["-t"], &[], 0);
+}
