@@ -98,7 +98,7 @@ fn list_show_keep_and_check_agree_with_barman() {
     );
 
     // Keep, set by one tool, seen by the other.
-    run(&mut archive
+    run(archive
         .barnacle("barman-cloud-backup-keep", &["--target", "standalone"])
         .arg("first-backup"))
     .ok("keep");
@@ -109,7 +109,7 @@ fn list_show_keep_and_check_agree_with_barman() {
         &["first-backup"],
         0,
     );
-    run(&mut archive
+    run(archive
         .barman("barman-cloud-backup-keep", &["--target", "full"])
         .arg("latest"))
     .ok("barman keep");
@@ -121,7 +121,7 @@ fn list_show_keep_and_check_agree_with_barman() {
         0,
     );
     same_output(&archive, "barman-cloud-backup-list", &[], &[], 0);
-    run(&mut archive
+    run(archive
         .barnacle("barman-cloud-backup-keep", &["-r"])
         .arg("latest"))
     .ok("release");
