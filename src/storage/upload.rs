@@ -9,10 +9,11 @@
 //! so on (with the 5 MiB default, the first 5 GB go in 5 MiB parts; 10 000
 //! parts hold about 5 TB). Memory: at most `(jobs + 1)` parts.
 //!
-//! On any error, or when the caller drops the future (cancellation), the
-//! multipart upload is aborted, so no incomplete upload is left behind —
-//! except after SIGKILL, which nothing can catch (a bucket lifecycle rule for
-//! incomplete uploads covers that, as for Barman).
+//! The producer ends the stream with [`Chunk::End`]. A channel closed without
+//! it means the producer failed or was cancelled: the multipart upload is then
+//! aborted, as it is on any upload error, so no incomplete upload is left
+//! behind — except after SIGKILL, which nothing can catch (a bucket lifecycle
+//! rule for incomplete uploads covers that, as for Barman).
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -48,6 +49,14 @@ pub fn part_size(base: usize, index: usize) -> usize {
     base.max(MIN_PART_SIZE).saturating_mul(1 << doublings)
 }
 
+/// What the producer sends.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Data(Bytes),
+    /// Everything was sent: complete the object.
+    End,
+}
+
 /// What a finished upload stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Uploaded {
@@ -55,67 +64,79 @@ pub struct Uploaded {
     pub parts: usize,
 }
 
-/// Aborts a multipart upload unless disarmed (on error paths and on drop).
-struct AbortGuard {
-    upload: Option<super::MultipartUpload>,
-}
-
-impl Drop for AbortGuard {
-    fn drop(&mut self) {
-        if let Some(upload) = self.upload.take() {
-            // Dropped while in flight (cancelled): abort in the background.
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = upload.abort().await;
-                });
-            }
-        }
-    }
-}
-
-/// Uploads everything received on `rx` to `key`.
+/// Uploads everything received on `rx` to `key`; see the module header.
 pub async fn upload_stream(
     store: &Store,
     key: &str,
     attrs: &PutAttrs,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Chunk>,
     opts: UploadOptions,
+) -> Result<Uploaded> {
+    let mut upload: Option<super::MultipartUpload> = None;
+    let result = send_parts(store, key, attrs, &mut rx, opts, &mut upload).await;
+    match (result, upload) {
+        (Ok(done), Some(upload)) => {
+            upload.complete().await?;
+            Ok(done)
+        }
+        (Ok(done), None) => Ok(done),
+        (Err(e), Some(upload)) => {
+            if let Err(abort) = upload.abort().await {
+                tracing::warn!(key = %key, error = %abort, "could not abort the multipart upload");
+            }
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// Sends the stream: returns what was stored (the object is complete unless
+/// a multipart upload is open in `upload`, which the caller completes or aborts).
+async fn send_parts(
+    store: &Store,
+    key: &str,
+    attrs: &PutAttrs,
+    rx: &mut mpsc::Receiver<Chunk>,
+    opts: UploadOptions,
+    upload: &mut Option<super::MultipartUpload>,
 ) -> Result<Uploaded> {
     let jobs = opts.jobs.max(1);
     let mut buffer = BytesMut::new();
     let mut total: u64 = 0;
-    let mut guard = AbortGuard { upload: None };
     let mut in_flight = FuturesUnordered::new();
     let mut parts = 0usize;
-
     loop {
-        let chunk = rx.recv().await;
-        if let Some(chunk) = &chunk {
-            total += chunk.len() as u64;
-            buffer.extend_from_slice(chunk);
-        }
-        let ended = chunk.is_none();
+        let ended = match rx.recv().await {
+            Some(Chunk::Data(chunk)) => {
+                total += chunk.len() as u64;
+                buffer.extend_from_slice(&chunk);
+                false
+            }
+            Some(Chunk::End) => true,
+            None => {
+                return Err(StorageError::Request {
+                    op: "UPLOAD",
+                    key: key.to_string(),
+                    detail: "the upload was interrupted before its end".into(),
+                });
+            }
+        };
         // Send every full part (and, at the end, the rest if a multipart upload is open).
         loop {
             let size = part_size(opts.base_part_size, parts);
             let full = buffer.len() >= size;
-            let last = ended && !buffer.is_empty() && guard.upload.is_some();
+            let last = ended && !buffer.is_empty() && upload.is_some();
             if !(full || last) {
                 break;
             }
-            if guard.upload.is_none() {
-                guard.upload = Some(store.create_multipart(key, attrs).await?);
+            if upload.is_none() {
+                *upload = Some(store.create_multipart(key, attrs).await?);
             }
             let take = if full { size } else { buffer.len() };
             let part = buffer.split_to(take).freeze();
-            let Some(upload) = guard.upload.as_mut() else {
-                return Err(StorageError::Request {
-                    op: "UPLOAD",
-                    key: key.to_string(),
-                    detail: "multipart upload missing".into(),
-                });
-            };
-            in_flight.push(upload.put_part(part));
+            if let Some(u) = upload.as_mut() {
+                in_flight.push(u.put_part(part));
+            }
             parts += 1;
             while in_flight.len() >= jobs {
                 if let Some(result) = in_flight.next().await {
@@ -130,22 +151,17 @@ pub async fn upload_stream(
     while let Some(result) = in_flight.next().await {
         result?;
     }
-    match guard.upload.take() {
-        Some(upload) => {
-            upload.complete().await?;
-            Ok(Uploaded {
-                bytes: total,
-                parts,
-            })
-        }
-        None => {
-            store.put(key, buffer.freeze(), attrs).await?;
-            Ok(Uploaded {
-                bytes: total,
-                parts: 1,
-            })
-        }
+    if upload.is_none() {
+        store.put(key, buffer.freeze(), attrs).await?;
+        return Ok(Some(Uploaded {
+            bytes: total,
+            parts: 1,
+        }));
     }
+    Ok(Some(Uploaded {
+        bytes: total,
+        parts,
+    }))
 }
 
 #[cfg(test)]
@@ -188,8 +204,9 @@ mod tests {
         }
         let producer = tokio::spawn(async move {
             for c in chunks {
-                tx.send(c).await.unwrap();
+                tx.send(Chunk::Data(c)).await.unwrap();
             }
+            tx.send(Chunk::End).await.unwrap();
         });
         let opts = UploadOptions {
             base_part_size: MIN_PART_SIZE,
@@ -213,6 +230,41 @@ mod tests {
                 bytes: 1013,
                 parts: 1
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_stream_aborts_and_stores_nothing() {
+        let root =
+            std::env::temp_dir().join(format!("barnacle-upload-abort-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let store = Store::local(&root);
+        let (tx, rx) = mpsc::channel(4);
+        let producer = tokio::spawn(async move {
+            tx.send(Chunk::Data(Bytes::from(vec![1u8; 6 << 20])))
+                .await
+                .unwrap();
+            // Dropped without End: the producer failed.
+        });
+        let err = upload_stream(
+            &store,
+            "x/y.tar",
+            &PutAttrs::default(),
+            rx,
+            UploadOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        producer.await.unwrap();
+        assert!(err.to_string().contains("interrupted"), "{err}");
+        assert!(store.list("x/").await.unwrap().is_empty());
+        let leftovers: Vec<_> = std::fs::read_dir(root.join("x"))
+            .map(|d| d.count())
+            .into_iter()
+            .collect();
+        assert!(
+            leftovers.iter().all(|n| *n == 0),
+            "temp files left: {leftovers:?}"
         );
     }
 
