@@ -153,15 +153,15 @@ async fn send_parts(
     }
     if upload.is_none() {
         store.put(key, buffer.freeze(), attrs).await?;
-        return Ok(Some(Uploaded {
+        return Ok(Uploaded {
             bytes: total,
             parts: 1,
-        }));
+        });
     }
-    Ok(Some(Uploaded {
+    Ok(Uploaded {
         bytes: total,
         parts,
-    }))
+    })
 }
 
 #[cfg(test)]
