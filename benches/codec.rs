@@ -22,7 +22,8 @@
 //! the benchmarks are skipped instead. `BARNACLE_BENCH_EASY` and
 //! `BARNACLE_BENCH_HARD` may name segment files to use instead of the medians.
 //!
-//! Run: `cargo bench --bench codec` (about 5 minutes on 2 cores); a filter
+//! Run: `cargo bench --bench codec` (4-5 minutes on 2 cores, 2 of them for
+//! xz 5 on the hard segment); a filter
 //! such as `cargo bench --bench codec -- hard/gzip` runs a subset.
 
 use std::cell::RefCell;
@@ -196,11 +197,12 @@ fn load(kind: &'static str, corpus: &Path, env: &str) -> Segment {
 
 fn configure<'a>(c: &'a mut Criterion, name: &str, seg: &Segment) -> BenchmarkGroup<'a, WallTime> {
     let mut g = c.benchmark_group(name);
-    // Tens of milliseconds to seconds per iteration: few, flat samples.
+    // 10 ms to 5 s per iteration: criterion's minimum of 10 flat samples, and
+    // a short target (slow codecs run their 10 iterations regardless).
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(1))
         .throughput(Throughput::Bytes(seg.data.len() as u64));
     g
 }
@@ -321,7 +323,12 @@ fn main() {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sizes = Sizes::default();
-    let mut c = Criterion::default().configure_from_args();
+    // No plots and fewer bootstrap resamples: criterion's analysis would
+    // otherwise take longer than the measurements.
+    let mut c = Criterion::default()
+        .without_plots()
+        .nresamples(10_000)
+        .configure_from_args();
     for seg in &segs {
         bench_gzip(&mut c, seg, &sizes, cores);
         bench_compress(&mut c, seg, &sizes);
