@@ -16,8 +16,11 @@
 pub mod exclude;
 mod names;
 pub mod tar_header;
+pub mod restore;
+pub mod take;
 pub mod tar_reader;
 pub mod tar_writer;
+pub mod upload_parts;
 
 #[cfg(test)]
 mod tests;

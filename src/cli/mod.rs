@@ -3,18 +3,22 @@
 //!
 //! One binary answers to several names (argv[0]):
 //!
-//! | name                        | does                                   | defaults              |
-//! |-----------------------------|----------------------------------------|-----------------------|
-//! | `barnacle SUBCOMMAND`       | everything                             | gzip for `wal-push`   |
-//! | `walpush`                   | `barnacle wal-push`                    | gzip                  |
-//! | `restore`                   | `barnacle wal-restore`                 |                       |
-//! | `barman-cloud-wal-archive`  | `barnacle wal-push`, Barman's defaults | no flag = uncompressed|
-//! | `barman-cloud-wal-restore`  | `barnacle wal-restore`                 |                       |
+//! | name                               | does                                   | defaults                 |
+//! |------------------------------------|----------------------------------------|--------------------------|
+//! | `barnacle SUBCOMMAND`              | everything                             | gzip for `wal-push`, `backup` |
+//! | `walpush`                          | `barnacle wal-push`                    | gzip                     |
+//! | `restore`                          | `barnacle wal-restore`                 |                          |
+//! | `barman-cloud-wal-archive`         | `barnacle wal-push`, Barman's defaults | no flag = uncompressed   |
+//! | `barman-cloud-wal-restore`         | `barnacle wal-restore`                 |                          |
+//! | `barman-cloud-backup`              | `barnacle backup`, Barman's defaults   | no flag = uncompressed   |
+//! | `barman-cloud-restore`             | `barnacle restore`                     |                          |
+//! | `barman-cloud-backup-list`/`-show`/`-keep`, `barman-cloud-check-wal-archive` | `barnacle list`/`show`/`keep`/`check-wal-archive` | |
 //!
 //! Under a Barman name, `--version` prints Barman's version string
 //! (`barman-cloud-wal-archive 3.19.1`): CloudNativePG parses it to learn which
 //! options the tools accept.
 
+mod backup;
 mod catalog;
 mod common;
 mod tags;
@@ -24,6 +28,7 @@ use std::ffi::OsString;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub use backup::{BackupArgs, RestoreArgs, parse_size};
 pub use catalog::{CheckWalArchiveArgs, KeepArgs, ListArgs, ShowArgs};
 pub use common::CommonArgs;
 pub use wal::{WalArchiveArgs, WalRestoreArgs};
@@ -39,6 +44,8 @@ pub enum Program {
     Restore,
     BarmanWalArchive,
     BarmanWalRestore,
+    BarmanBackup,
+    BarmanRestore,
     BarmanList,
     BarmanShow,
     BarmanKeep,
@@ -54,6 +61,8 @@ impl Program {
             "restore" => Program::Restore,
             "barman-cloud-wal-archive" => Program::BarmanWalArchive,
             "barman-cloud-wal-restore" => Program::BarmanWalRestore,
+            "barman-cloud-backup" => Program::BarmanBackup,
+            "barman-cloud-restore" => Program::BarmanRestore,
             "barman-cloud-backup-list" => Program::BarmanList,
             "barman-cloud-backup-show" => Program::BarmanShow,
             "barman-cloud-backup-keep" => Program::BarmanKeep,
@@ -69,6 +78,8 @@ impl Program {
             Program::Restore => "restore",
             Program::BarmanWalArchive => "barman-cloud-wal-archive",
             Program::BarmanWalRestore => "barman-cloud-wal-restore",
+            Program::BarmanBackup => "barman-cloud-backup",
+            Program::BarmanRestore => "barman-cloud-restore",
             Program::BarmanList => "barman-cloud-backup-list",
             Program::BarmanShow => "barman-cloud-backup-show",
             Program::BarmanKeep => "barman-cloud-backup-keep",
@@ -103,6 +114,10 @@ enum BarnacleCommand {
     WalPush(Box<WalArchiveArgs>),
     /// Restore one WAL file from the archive (restore_command).
     WalRestore(Box<WalRestoreArgs>),
+    /// Take an online base backup (barman-cloud-backup); gzip by default.
+    Backup(Box<BackupArgs>),
+    /// Restore a base backup into an empty directory (barman-cloud-restore).
+    Restore(Box<RestoreArgs>),
     /// List the backups of a server (barman-cloud-backup-list).
     List(Box<ListArgs>),
     /// Show one backup (barman-cloud-backup-show).
@@ -124,6 +139,13 @@ pub enum Invocation {
     WalRestore {
         args: Box<WalRestoreArgs>,
     },
+    Backup {
+        args: Box<BackupArgs>,
+        default_gzip: bool,
+    },
+    Restore {
+        args: Box<RestoreArgs>,
+    },
     List {
         args: Box<ListArgs>,
     },
@@ -144,6 +166,8 @@ impl Invocation {
         match self {
             Invocation::WalPush { args, .. } => &args.common,
             Invocation::WalRestore { args } => &args.common,
+            Invocation::Backup { args, .. } => &args.common,
+            Invocation::Restore { args } => &args.common,
             Invocation::List { args } => &args.common,
             Invocation::Show { args } => &args.common,
             Invocation::Keep { args } => &args.common,
@@ -208,6 +232,13 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, ParseFailure> {
         Program::Restore | Program::BarmanWalRestore => Ok(Invocation::WalRestore {
             args: Box::new(parse_with(program, argv)?),
         }),
+        Program::BarmanBackup => Ok(Invocation::Backup {
+            args: Box::new(parse_with(program, argv)?),
+            default_gzip: false,
+        }),
+        Program::BarmanRestore => Ok(Invocation::Restore {
+            args: Box::new(parse_with(program, argv)?),
+        }),
         Program::BarmanList => Ok(Invocation::List {
             args: Box::new(parse_with(program, argv)?),
         }),
@@ -228,6 +259,11 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, ParseFailure> {
                     default_gzip: true,
                 },
                 BarnacleCommand::WalRestore(args) => Invocation::WalRestore { args },
+                BarnacleCommand::Backup(args) => Invocation::Backup {
+                    args,
+                    default_gzip: true,
+                },
+                BarnacleCommand::Restore(args) => Invocation::Restore { args },
                 BarnacleCommand::List(args) => Invocation::List { args },
                 BarnacleCommand::Show(args) => Invocation::Show { args },
                 BarnacleCommand::Keep(args) => Invocation::Keep { args },

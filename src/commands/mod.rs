@@ -3,6 +3,7 @@
 //! the binary prints it. Logging of expected conditions ("WAL file … does not
 //! exist") happens here, once; errors go back to the binary.
 
+mod backup;
 mod catalog;
 mod wal;
 
@@ -35,6 +36,8 @@ pub async fn run(invocation: Invocation) -> Result<Report, Error> {
     match invocation {
         Invocation::WalPush { args, default_gzip } => wal::push(&args, default_gzip).await,
         Invocation::WalRestore { args } => wal::restore(&args).await,
+        Invocation::Backup { args, default_gzip } => backup::backup(&args, default_gzip).await,
+        Invocation::Restore { args } => backup::restore(&args).await,
         Invocation::List { args } => catalog::list(&args).await,
         Invocation::Show { args } => catalog::show(&args).await,
         Invocation::Keep { args } => catalog::keep(&args).await,
