@@ -22,8 +22,8 @@
 //! the benchmarks are skipped instead. `BARNACLE_BENCH_EASY` and
 //! `BARNACLE_BENCH_HARD` may name segment files to use instead of the medians.
 //!
-//! Run: `cargo bench --bench codec` (4-5 minutes on 2 cores, 2 of them for
-//! xz 5 on the hard segment); a filter
+//! Run: `cargo bench --bench codec` (4-5 minutes on 2 cores, about one of
+//! them for xz 5 on the hard segment); a filter
 //! such as `cargo bench --bench codec -- hard/gzip` runs a subset.
 
 use std::cell::RefCell;
