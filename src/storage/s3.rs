@@ -91,11 +91,18 @@ fn sse_key() -> Result<AmazonS3ConfigKey> {
 
 fn client_options(opts: &S3Options, endpoint: Option<&str>) -> Result<ClientOptions> {
     let read_timeout = opts.read_timeout.unwrap_or(super::DEFAULT_READ_TIMEOUT);
+    let plain_http = endpoint.is_some_and(|e| e.starts_with("http://"));
     let mut client = ClientOptions::new()
-        .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
+        .with_allow_http(plain_http)
         .with_connect_timeout(Duration::from_secs(10))
         .with_read_timeout(read_timeout)
         .with_timeout(Duration::from_secs(15 * 60));
+    // Loading the system's root certificates costs ~3 ms per process; a plain
+    // HTTP endpoint without web identity (whose STS calls use HTTPS) needs none.
+    let web_identity = env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some();
+    if plain_http && !web_identity {
+        return Ok(client.with_no_system_certificates(true));
+    }
     if let Some(path) = &opts.ca_bundle {
         let pem = std::fs::read(path).map_err(|e| {
             StorageError::Config(format!("cannot read CA bundle {}: {e}", path.display()))
