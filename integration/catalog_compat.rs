@@ -4,34 +4,10 @@
 //! set by either tool must be seen by the other, and `check-wal-archive`
 //! (with and without `--timeline`) must return Barman's exit codes.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{self, PgCluster, S3Kind};
-use crate::support::{Archive, Ran, run};
-
-/// Runs barnacle's and Barman's `tool` with the same arguments; both must
-/// exit `code` and print the same standard output.
-fn same_output(archive: &Archive, tool: &str, before: &[&str], after: &[&str], code: i32) -> Ran {
-    let mut ours: Command = archive.barnacle(tool, before);
-    ours.args(after);
-    let mut theirs: Command = archive.barman(tool, before);
-    theirs.args(after);
-    let (ours, theirs) = (run(&mut ours), run(&mut theirs));
-    assert_eq!(
-        theirs.code, code,
-        "Barman's {tool} {before:?} {after:?}: {theirs:#?}"
-    );
-    assert_eq!(
-        ours.code, code,
-        "barnacle's {tool} {before:?} {after:?}: {ours:#?}"
-    );
-    assert_eq!(
-        ours.stdout, theirs.stdout,
-        "{tool} {before:?} {after:?} prints differently"
-    );
-    ours
-}
+use crate::support::{Archive, run, same_output};
 
 #[test]
 fn list_show_keep_and_check_agree_with_barman() {

@@ -5,6 +5,10 @@
 //! Barman 3.19 from PyPI. The harness starts them on first use and fails loudly
 //! when one cannot start: nothing here skips itself.
 
+mod backup_compat;
+mod backup_kill;
+mod backup_pitr;
+mod backup_support;
 mod catalog_compat;
 mod harness;
 mod harness_smoke;

@@ -145,6 +145,35 @@ impl Archive {
     }
 }
 
+/// Runs barnacle's and Barman's `tool` with the same arguments; both must
+/// exit `code` and print the same standard output.
+pub fn same_output(
+    archive: &Archive,
+    tool: &str,
+    before: &[&str],
+    after: &[&str],
+    code: i32,
+) -> Ran {
+    let mut ours: Command = archive.barnacle(tool, before);
+    ours.args(after);
+    let mut theirs: Command = archive.barman(tool, before);
+    theirs.args(after);
+    let (ours, theirs) = (run(&mut ours), run(&mut theirs));
+    assert_eq!(
+        theirs.code, code,
+        "Barman's {tool} {before:?} {after:?}: {theirs:#?}"
+    );
+    assert_eq!(
+        ours.code, code,
+        "barnacle's {tool} {before:?} {after:?}: {ours:#?}"
+    );
+    assert_eq!(
+        ours.stdout, theirs.stdout,
+        "{tool} {before:?} {after:?} prints differently"
+    );
+    ours
+}
+
 /// Real 16 MiB WAL segments from a pgbench run (initialisation and TPC-B
 /// traffic), made once per test process.
 pub fn real_wal() -> &'static [PathBuf] {

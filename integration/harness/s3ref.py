@@ -12,6 +12,7 @@ and for `put` the body. The answer is `ok LEN\\n` or `err LEN\\n`, then LEN byte
   put BUCKET KEY BODY [NAME=VALUE]  (user metadata)
   delete BUCKET KEY
   head-meta BUCKET KEY              -> "name<TAB>value" per user metadata entry, sorted
+  uploads BUCKET PREFIX             -> "key<TAB>upload-id" per incomplete multipart upload
 """
 
 import os
@@ -30,6 +31,11 @@ def run(s3, op, bucket, *args):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=args[0].decode()):
             keys.extend(o["Key"] for o in page.get("Contents", []))
         return "".join(k + "\n" for k in sorted(keys)).encode()
+    if op == "uploads":
+        found = []
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=args[0].decode()):
+            found.extend(f"{u['Key']}\t{u['UploadId']}\n" for u in page.get("Uploads", []))
+        return "".join(sorted(found)).encode()
     key = args[0].decode()
     if op == "get":
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()

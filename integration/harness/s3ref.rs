@@ -122,6 +122,14 @@ impl S3Server {
         pairs.map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    /// The incomplete multipart uploads under `prefix`: `(key, upload id)`.
+    pub fn multipart_uploads(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        let out = self.reference(&[b"uploads", bucket.as_bytes(), prefix.as_bytes()]);
+        let text = String::from_utf8(out).expect("keys are UTF-8");
+        let pairs = text.lines().filter_map(|l| l.split_once('\t'));
+        pairs.map(|(k, u)| (k.to_string(), u.to_string())).collect()
+    }
+
     /// Runs one reference operation; panics with the reason if it fails.
     fn reference(&self, fields: &[&[u8]]) -> Vec<u8> {
         let what: Vec<String> = fields

@@ -97,10 +97,8 @@ pub struct ChannelWriter {
 impl ChannelWriter {
     fn send(&mut self, chunk: Chunk) -> io::Result<()> {
         if self.cancel.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "the backup was cancelled",
-            ));
+            // Not ErrorKind::Interrupted: write_all would retry that forever.
+            return Err(io::Error::other("the backup was cancelled"));
         }
         self.tx.blocking_send(chunk).map_err(|_| {
             io::Error::new(io::ErrorKind::BrokenPipe, "the upload of this part failed")
