@@ -24,6 +24,7 @@ pub mod error;
 pub mod layout;
 pub mod logging;
 pub mod pg;
+pub mod progress;
 pub mod storage;
 
 pub use error::Error;

@@ -203,7 +203,12 @@ impl Read for ChannelReader {
 }
 
 /// Downloads one part and extracts it into `dest`.
-async fn extract_part(store: &Store, key: &str, dest: &Path) -> Result<u64, RestoreError> {
+async fn extract_part(
+    store: &Store,
+    key: &str,
+    dest: &Path,
+    bar: &indicatif::ProgressBar,
+) -> Result<u64, RestoreError> {
     let name = key.rsplit('/').next().unwrap_or(key);
     let compression = tar_compression(name).flatten();
     let mut stream = store.get_stream(key).await?;
@@ -218,6 +223,9 @@ async fn extract_part(store: &Store, key: &str, dest: &Path) -> Result<u64, Rest
         extract_tar(decoded, &dest)
     });
     while let Some(chunk) = stream.next().await {
+        if let Ok(data) = &chunk {
+            bar.inc(data.len() as u64);
+        }
         let failed = chunk.is_err();
         if tx.send(chunk).await.is_err() || failed {
             break;
@@ -291,7 +299,9 @@ pub async fn restore_backup(
     }
     prepare_empty_dir(&opts.dest)?;
     let dir = prefix.backup_dir(backup_id);
-    let keys: Vec<String> = store.list(&dir).await?.into_iter().map(|o| o.key).collect();
+    let listing = store.list(&dir).await?;
+    let total: u64 = listing.iter().map(|o| o.size).sum();
+    let keys: Vec<String> = listing.into_iter().map(|o| o.key).collect();
 
     // Where each archive goes.
     let mut jobs: Vec<(String, PathBuf)> = Vec::new();
@@ -319,11 +329,16 @@ pub async fn restore_backup(
     jobs.extend(data_parts.into_iter().map(|k| (k, opts.dest.clone())));
 
     let parts = jobs.len();
+    let bar = crate::progress::bytes_bar(total, "restore");
     let results: Vec<Result<u64, RestoreError>> = futures::stream::iter(jobs)
-        .map(|(key, dest)| async move { extract_part(store, &key, &dest).await })
+        .map(|(key, dest)| {
+            let bar = bar.clone();
+            async move { extract_part(store, &key, &dest, &bar).await }
+        })
         .buffer_unordered(opts.jobs.max(1))
         .collect()
         .await;
+    bar.finish_and_clear();
     let mut bytes = 0;
     for r in results {
         bytes += r?;

@@ -262,7 +262,9 @@ async fn copy_and_stop(
         facts: facts.clone(),
         opts: opts.clone(),
         uploads: uploads.clone(),
+        bar: crate::progress::bytes_bar(facts.cluster_size.unwrap_or(0).max(0) as u64, "backup"),
     };
+    let bar = plan.bar.clone();
     let copier = tokio::task::spawn_blocking(move || plan.run(data_written_tx, label_rx));
 
     // Stop the backup once the data is written, then hand over the label.
@@ -282,6 +284,7 @@ async fn copy_and_stop(
         Ok(stop)
     };
     let (stop, copy) = tokio::join!(stopped, copier);
+    bar.finish_and_clear();
 
     // Wait for every upload, finished or aborting.
     let started: Uploads = uploads
@@ -324,6 +327,34 @@ async fn cancelled(flag: &AtomicBool) {
     }
 }
 
+/// A sink that advances the progress bar by the bytes written into the tar.
+struct Counted<S> {
+    inner: S,
+    bar: indicatif::ProgressBar,
+}
+
+impl<S: std::io::Write> std::io::Write for Counted<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<S: super::PartSink> super::PartSink for Counted<S> {
+    fn compressed_len(&self) -> u64 {
+        self.inner.compressed_len()
+    }
+
+    fn next_part(&mut self) -> std::io::Result<()> {
+        self.inner.next_part()
+    }
+}
+
 /// What the blocking copier needs.
 struct CopyPlan {
     handle: Handle,
@@ -333,6 +364,7 @@ struct CopyPlan {
     facts: ServerFacts,
     opts: BackupOptions,
     uploads: Arc<Mutex<Uploads>>,
+    bar: indicatif::ProgressBar,
 }
 
 impl CopyPlan {
@@ -357,12 +389,16 @@ impl CopyPlan {
         }
     }
 
-    fn sink(&self, base: &str) -> std::io::Result<EncodedParts<UploadParts>> {
-        EncodedParts::new(
+    fn sink(&self, base: &str) -> std::io::Result<Counted<EncodedParts<UploadParts>>> {
+        let inner = EncodedParts::new(
             self.parts(base),
             self.opts.compression,
             StreamOptions::new(self.opts.threads),
-        )
+        )?;
+        Ok(Counted {
+            inner,
+            bar: self.bar.clone(),
+        })
     }
 
     /// Writes every archive. On failure the archives are dropped unfinished,
@@ -381,7 +417,7 @@ impl CopyPlan {
             write_tablespace_tar(Path::new(location), &major, &mut tar)
                 .map_err(|e| format!("tablespace {oid} at {location}: {e}"))?;
             tar.finish()
-                .and_then(EncodedParts::finish)
+                .and_then(|c| c.inner.finish())
                 .map_err(|e| format!("tablespace {oid}: {e}"))?;
         }
         let spec = PgdataTar {
@@ -410,7 +446,7 @@ impl CopyPlan {
             .blocking_recv()
             .map_err(|_| "pg_backup_stop failed".to_string())?;
         append_backup_label(tar, &label, gid)
-            .and_then(EncodedParts::finish)
+            .and_then(|c| c.inner.finish())
             .map(drop)
             .map_err(|e| e.to_string())
     }

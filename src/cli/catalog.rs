@@ -64,3 +64,15 @@ pub struct CheckWalArchiveArgs {
     pub destination_url: String,
     pub server_name: String,
 }
+
+#[derive(Debug, Clone, Parser)]
+#[command(version, disable_help_flag = true, disable_version_flag = true)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Output format: console, or json (CloudNativePG's field names).
+    #[arg(long = "format", default_value = "console")]
+    pub format: String,
+    pub source_url: String,
+    pub server_name: String,
+}

@@ -29,7 +29,7 @@ use std::ffi::OsString;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use backup::{BackupArgs, RestoreArgs, parse_size};
-pub use catalog::{CheckWalArchiveArgs, KeepArgs, ListArgs, ShowArgs};
+pub use catalog::{CheckWalArchiveArgs, KeepArgs, ListArgs, ShowArgs, StatusArgs};
 pub use common::CommonArgs;
 pub use wal::{WalArchiveArgs, WalRestoreArgs};
 
@@ -126,6 +126,8 @@ enum BarnacleCommand {
     Keep(Box<KeepArgs>),
     /// Check that a WAL archive is usable for a new cluster (barman-cloud-check-wal-archive).
     CheckWalArchive(Box<CheckWalArchiveArgs>),
+    /// What CloudNativePG shows: first recoverability point, last successful backup.
+    Status(Box<StatusArgs>),
 }
 
 /// A parsed command line.
@@ -158,6 +160,9 @@ pub enum Invocation {
     CheckWalArchive {
         args: Box<CheckWalArchiveArgs>,
     },
+    Status {
+        args: Box<StatusArgs>,
+    },
 }
 
 impl Invocation {
@@ -172,6 +177,7 @@ impl Invocation {
             Invocation::Show { args } => &args.common,
             Invocation::Keep { args } => &args.common,
             Invocation::CheckWalArchive { args } => &args.common,
+            Invocation::Status { args } => &args.common,
         }
     }
 }
@@ -268,6 +274,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, ParseFailure> {
                 BarnacleCommand::Show(args) => Invocation::Show { args },
                 BarnacleCommand::Keep(args) => Invocation::Keep { args },
                 BarnacleCommand::CheckWalArchive(args) => Invocation::CheckWalArchive { args },
+                BarnacleCommand::Status(args) => Invocation::Status { args },
             })
         }
     }

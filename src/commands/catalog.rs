@@ -3,7 +3,7 @@
 
 use super::{Report, connectivity_test, open};
 use crate::catalog::{self, KeepTarget, load::load};
-use crate::cli::{CheckWalArchiveArgs, KeepArgs, ListArgs, ShowArgs};
+use crate::cli::{CheckWalArchiveArgs, KeepArgs, ListArgs, ShowArgs, StatusArgs};
 use crate::codec::Compression;
 use crate::error::Error;
 use crate::layout::backup_id::resolve;
@@ -174,6 +174,80 @@ pub(super) async fn check_wal_archive(args: &CheckWalArchiveArgs) -> Result<Repo
         }
         None => Ok(Report::code(0)),
     }
+}
+
+/// RFC 3339 in UTC, as Kubernetes shows times.
+fn rfc3339(t: Option<chrono::DateTime<chrono::FixedOffset>>) -> Option<String> {
+    t.map(|t| {
+        t.with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    })
+}
+
+/// The newest WAL name in the archive (by name: timeline, then position).
+fn newest_wal(keys: &[String]) -> Option<String> {
+    wal_names(keys).into_iter().filter(|n| n.len() == 24).max()
+}
+
+pub(super) async fn status(args: &StatusArgs) -> Result<Report, Error> {
+    let (store, prefix) = open_catalog(&args.common, &args.source_url, &args.server_name).await?;
+    if args.common.test {
+        return connectivity_test(&store).await;
+    }
+    let catalog = load(&store, &prefix).await?;
+    let summary = catalog::summarize(&catalog.backups);
+    let count = |status: BackupStatus| {
+        catalog
+            .backups
+            .iter()
+            .filter(|(_, i)| i.status == Some(status.clone()))
+            .count()
+    };
+    let (done, failed, started) = (
+        count(BackupStatus::Done),
+        count(BackupStatus::Failed),
+        count(BackupStatus::Started),
+    );
+    let wal_keys: Vec<String> = store
+        .list(&prefix.wals_root())
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let last_wal = newest_wal(&wal_keys);
+    let first = rfc3339(summary.first_recoverability_point);
+    let last = rfc3339(summary.last_successful_backup);
+    let text = if args.format == "json" {
+        let q = |v: &Option<String>| {
+            v.as_ref()
+                .map_or("null".to_string(), |s| format!("\"{s}\""))
+        };
+        format!(
+            "{{\"firstRecoverabilityPoint\": {}, \"lastSuccessfulBackup\": {}, \"lastSuccessfulBackupId\": {}, \
+             \"backups\": {{\"done\": {done}, \"failed\": {failed}, \"started\": {started}}}, \
+             \"lastArchivedWal\": {}, \"walObjects\": {}}}\n",
+            q(&first),
+            q(&last),
+            q(&summary.last_successful_backup_id),
+            q(&last_wal),
+            wal_keys.len()
+        )
+    } else {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        format!(
+            "Server {}:\n  First recoverability point : {}\n  Last successful backup     : {} ({})\n  \
+             Backups                    : {done} done, {failed} failed, {started} in progress\n  \
+             Last archived WAL          : {}\n  WAL objects                : {}\n",
+            args.server_name,
+            show(&first),
+            show(&last),
+            show(&summary.last_successful_backup_id),
+            show(&last_wal),
+            wal_keys.len()
+        )
+    };
+    Ok(Report::print(text))
 }
 
 #[cfg(test)]

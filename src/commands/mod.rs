@@ -42,6 +42,7 @@ pub async fn run(invocation: Invocation) -> Result<Report, Error> {
         Invocation::Show { args } => catalog::show(&args).await,
         Invocation::Keep { args } => catalog::keep(&args).await,
         Invocation::CheckWalArchive { args } => catalog::check_wal_archive(&args).await,
+        Invocation::Status { args } => catalog::status(&args).await,
     }
 }
 
