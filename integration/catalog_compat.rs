@@ -127,3 +127,27 @@ fn list_show_keep_and_check_agree_with_barman() {
     );
     same_output(&archive, "barman-cloud-check-wal-archive", &["-t"], &[], 0);
 }
+
+#[test]
+fn check_wal_archive_creates_a_missing_bucket_like_barman() {
+    for kind in [S3Kind::CephHttp, S3Kind::SeaweedHttps] {
+        let s3 = harness::s3(kind);
+        for barnacle in [true, false] {
+            let bucket = harness::unique_bucket("created");
+            let url = format!("s3://{bucket}/cluster");
+            let mut cmd = if barnacle {
+                let mut c = harness::barnacle("barman-cloud-check-wal-archive");
+                c.envs(s3.env());
+                c
+            } else {
+                let mut c = harness::barman("barman-cloud-check-wal-archive");
+                c.envs(s3.barman_env());
+                c
+            };
+            cmd.args(["--endpoint-url", &s3.endpoint(), &url, "pg"]);
+            run(&mut cmd).ok("check-wal-archive on a missing bucket");
+            // The bucket now exists and is empty.
+            assert!(s3.list_keys(&bucket, "").is_empty());
+        }
+    }
+}

@@ -129,12 +129,10 @@ pub(super) async fn check_wal_archive(args: &CheckWalArchiveArgs) -> Result<Repo
         }
         Err(e) => return Err(e.into()),
         Ok(_) if args.common.test => return Ok(Report::code(0)),
+        // Barman creates a missing bucket here (and only here).
         Ok(BucketState::Missing) => {
-            tracing::error!(
-                "Bucket {} does not exist: barnacle does not create buckets; create it first",
-                store.describe()
-            );
-            return Ok(Report::code(1));
+            tracing::info!("Bucket {} does not exist: creating it", store.describe());
+            store.create_bucket().await?;
         }
         Ok(BucketState::Exists) => {}
     }

@@ -344,6 +344,10 @@ impl LocalBackend {
         .await
     }
 
+    pub(super) async fn create_root(&self) -> Result<()> {
+        fs::create_dir_all(&self.root).map_err(local_err("create directory", &self.root))
+    }
+
     pub(super) async fn check_bucket(&self) -> Result<BucketState> {
         Ok(if self.root.is_dir() {
             BucketState::Exists

@@ -330,6 +330,14 @@ impl Store {
         }
     }
 
+    /// Creates the bucket (or the local root directory).
+    pub async fn create_bucket(&self) -> Result<()> {
+        match &self.backend {
+            Backend::S3(s) => s.create_bucket().await,
+            Backend::Local(l) => l.create_root().await,
+        }
+    }
+
     /// Whether the bucket exists; [`StorageError::Unreachable`] when the
     /// endpoint cannot be reached.
     pub async fn check_bucket(&self) -> Result<BucketState> {

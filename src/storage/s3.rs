@@ -70,6 +70,10 @@ pub(super) struct S3Backend {
     store: Arc<AmazonS3>,
     bucket: String,
     endpoint: String,
+    /// The bucket's URL (path or virtual-hosted style), for CreateBucket.
+    bucket_url: String,
+    region: String,
+    client: ClientOptions,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -217,7 +221,8 @@ impl S3Backend {
                 .await
                 .ok();
         }
-        builder = builder.with_region(region.unwrap_or_else(|| "us-east-1".to_string()));
+        let region = region.unwrap_or_else(|| "us-east-1".to_string());
+        builder = builder.with_region(region.clone());
 
         // Endpoint and addressing style.
         let virtual_hosted = match opts.addressing_style {
@@ -228,14 +233,20 @@ impl S3Backend {
             }
         };
         builder = builder.with_virtual_hosted_style_request(virtual_hosted);
-        match (&endpoint, virtual_hosted) {
+        let bucket_url = match (&endpoint, virtual_hosted) {
             (Some(e), true) => {
                 let (scheme, host) = e.split_once("://").unwrap_or(("https", e));
-                builder = builder.with_endpoint(format!("{scheme}://{bucket}.{host}"));
+                let url = format!("{scheme}://{bucket}.{host}");
+                builder = builder.with_endpoint(url.clone());
+                url
             }
-            (Some(e), false) => builder = builder.with_endpoint(e.clone()),
-            (None, _) => {}
-        }
+            (Some(e), false) => {
+                builder = builder.with_endpoint(e.clone());
+                format!("{e}/{bucket}")
+            }
+            (None, true) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+            (None, false) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+        };
 
         match &opts.encryption {
             None => {}
@@ -255,6 +266,9 @@ impl S3Backend {
             store: Arc::new(store),
             bucket: bucket.to_string(),
             endpoint: display_endpoint,
+            bucket_url,
+            region,
+            client,
         })
     }
 
@@ -385,6 +399,66 @@ impl S3Backend {
                 other => Err(other),
             },
         }
+    }
+
+    /// CreateBucket (object_store has none): a SigV4-signed `PUT /BUCKET`
+    /// with a LocationConstraint outside us-east-1, as Barman's
+    /// `barman-cloud-check-wal-archive` sends it.
+    pub(super) async fn create_bucket(&self) -> Result<()> {
+        use object_store::aws::AwsAuthorizer;
+        use object_store::client::{HttpConnector, HttpRequestBody, ReqwestConnector};
+        let fail = |detail: String| StorageError::Request {
+            op: "CreateBucket",
+            key: self.bucket.clone(),
+            detail,
+        };
+        let credential = self
+            .store
+            .credentials()
+            .get_credential()
+            .await
+            .map_err(|e| self.err(e, "CreateBucket", ""))?;
+        let body = if self.region == "us-east-1" {
+            String::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                self.region
+            )
+        };
+        let mut request = http::Request::builder()
+            .method("PUT")
+            .uri(&self.bucket_url)
+            .body(HttpRequestBody::from(body))
+            .map_err(|e| fail(e.to_string()))?;
+        AwsAuthorizer::new(&credential, "s3", &self.region)
+            .try_authorize(&mut request, None)
+            .map_err(|e| self.err(e, "CreateBucket", ""))?;
+        let client = ReqwestConnector::default()
+            .connect(&self.client)
+            .map_err(|e| self.err(e, "CreateBucket", ""))?;
+        let response = client
+            .execute(request)
+            .await
+            .map_err(|e| StorageError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                detail: super::describe::chain_text(&e),
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response
+            .into_body()
+            .bytes()
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Err(fail(format!(
+            "{status}: {}",
+            text.replace(['\n', '\r'], " ")
+        )))
     }
 
     pub(super) async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
