@@ -1,8 +1,9 @@
 #!/bin/bash
 # barnacle's main job on the embedded default (a file:// archive), end to end:
-# a throwaway PostgreSQL 15 cluster archives its WAL with `walpush`, a copy of
-# it is then recovered from that archive with `restore` as restore_command, and
-# the recovered data is compared with the original.
+# a throwaway PostgreSQL 15 cluster archives its WAL with `walpush`, is backed
+# up online with `barnacle backup` under write load, the backup is restored with
+# `barnacle restore --recovery-conf` (restore_command = barnacle's WAL restore),
+# and the recovered cluster is compared with the original.
 # Usage: scripts/demo.sh [WORKDIR]   (run as root: PostgreSQL runs as 'postgres'; or as a normal user)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,7 @@ say "building barnacle (release)"
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin barnacle
 BIN=$WORK/bin; mkdir -p "$BIN"
 cp "$ROOT/target/release/barnacle" "$BIN/barnacle"
-for name in walpush restore barman-cloud-wal-archive barman-cloud-wal-restore; do ln -sf barnacle "$BIN/$name"; done
+for name in walpush restore barman-cloud-wal-archive barman-cloud-wal-restore barman-cloud-backup barman-cloud-restore barman-cloud-backup-list; do ln -sf barnacle "$BIN/$name"; done
 chmod -R a+rX "$BIN"
 
 ARCHIVE=$WORK/archive
@@ -42,10 +43,13 @@ max_wal_size = 256MB
 CONF
 as_pg "$PGBIN/pg_ctl" -D "$WORK/primary" -l "$WORK/logs/primary.log" -w start >/dev/null
 
-say "base copy (pg_basebackup without WAL: recovery must come from the archive)"
+say "online base backup with barnacle backup (gzip, streamed to file://$ARCHIVE) under pgbench load"
 as_pg "$PGBIN/pgbench" -h "$WORK/sock" -p "$PORT" -U postgres -i -s 5 -q postgres 2>/dev/null
-install -d -o "$PGUSER_OS" -m 700 "$WORK/replica"
-as_pg "$PGBIN/pg_basebackup" -h "$WORK/sock" -p "$PORT" -U postgres -D "$WORK/replica" --wal-method=none -c fast
+as_pg "$PGBIN/pgbench" -h "$WORK/sock" -p "$PORT" -U postgres -c 2 -T 5 postgres >/dev/null 2>&1 &
+LOAD=$!
+"$BIN/barnacle" backup --immediate-checkpoint -h "$WORK/sock" -p "$PORT" -U postgres "file://$ARCHIVE" demo
+wait $LOAD
+"$BIN/barnacle" list "file://$ARCHIVE" demo
 
 say "write load: pgbench for 10 s, then a marker row"
 as_pg "$PGBIN/pgbench" -h "$WORK/sock" -p "$PORT" -U postgres -c 2 -T 10 postgres | grep -E '^(tps|number of transactions actually)'
@@ -57,15 +61,17 @@ done
 EXPECTED=$(PSQL -c "select history_rows from demo_marker")
 PSQL -c "select 'archived: ' || archived_count || ' files, failed: ' || failed_count from pg_stat_archiver"
 as_pg "$PGBIN/pg_ctl" -D "$WORK/primary" -m fast -w stop >/dev/null
-du -sh "$ARCHIVE/demo/wals" | sed 's/^/archive size: /'
-echo "archived objects: $(find "$ARCHIVE/demo/wals" -type f | wc -l)"
+du -sh "$ARCHIVE/demo/wals" | sed 's/^/WAL archive size: /'
+echo "archived WAL objects: $(find "$ARCHIVE/demo/wals" -type f | wc -l)"
+"$BIN/barnacle" status "file://$ARCHIVE" demo
 
-say "recovery: restore_command = restore file://$ARCHIVE demo %f %p"
+say "restore: barnacle restore --recovery-conf latest (restore_command = barnacle wal-restore)"
+"$BIN/barnacle" restore --recovery-conf "file://$ARCHIVE" demo latest "$WORK/replica"
+chown -R "$PGUSER_OS" "$WORK/replica"; chmod 700 "$WORK/replica"
 cat >> "$WORK/replica/postgresql.conf" <<CONF
 archive_mode = off
-restore_command = '$BIN/restore file://$ARCHIVE demo %f %p'
 CONF
-as_pg touch "$WORK/replica/recovery.signal"
+grep restore_command "$WORK/replica/postgresql.auto.conf"
 as_pg "$PGBIN/pg_ctl" -D "$WORK/replica" -l "$WORK/logs/replica.log" -w -t 120 start >/dev/null
 for _ in $(seq 1 240); do [ "$(PSQL -c 'select pg_is_in_recovery()' 2>/dev/null)" = f ] && break; sleep 0.5; done
 GOT=$(PSQL -c "select history_rows from demo_marker")

@@ -158,7 +158,12 @@ fn restore_command(args: &RestoreArgs) -> String {
     if let Some(p) = &args.common.aws_profile {
         parts.push(format!("-P {p}"));
     }
-    if let Some(ca) = &args.common.ca_bundle {
+    if let Some(ca) = args
+        .common
+        .ca_bundle
+        .as_ref()
+        .filter(|_| !args.source_url.starts_with("file://"))
+    {
         parts.push(format!("--ca-bundle {}", ca.display()));
     }
     parts.push(args.source_url.clone());
