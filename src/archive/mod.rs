@@ -11,6 +11,7 @@
 
 mod files;
 mod push;
+pub mod pushed;
 mod restore;
 mod spool;
 

@@ -42,6 +42,17 @@ pub struct PushOptions {
     pub threads: usize,
 }
 
+impl PushOutcome {
+    /// The SHA-256 of the WAL's content.
+    pub fn sha256(&self) -> &str {
+        match self {
+            PushOutcome::Uploaded { sha256, .. } | PushOutcome::AlreadyArchived { sha256, .. } => {
+                sha256
+            }
+        }
+    }
+}
+
 /// What a push did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {
@@ -50,9 +61,10 @@ pub enum PushOutcome {
         key: String,
         size: u64,
         stored_size: u64,
+        sha256: String,
     },
     /// The same content was already archived (under `key`); nothing was sent.
-    AlreadyArchived { key: String },
+    AlreadyArchived { key: String, sha256: String },
 }
 
 /// A WAL file read, hashed and compressed, ready to upload.
@@ -168,6 +180,7 @@ pub async fn push_wal(
         tracing::info!(wal = %wal, key = %first, "already archived with the same content");
         return Ok(PushOutcome::AlreadyArchived {
             key: first.to_string(),
+            sha256: prepared.sha256,
         });
     }
 
@@ -196,7 +209,10 @@ pub async fn push_wal(
     if outcome == PutOutcome::AlreadyExists {
         ensure_same_content(store, &wal, &key, &prepared.sha256).await?;
         tracing::info!(wal = %wal, key = %key, "archived concurrently with the same content");
-        return Ok(PushOutcome::AlreadyArchived { key });
+        return Ok(PushOutcome::AlreadyArchived {
+            key,
+            sha256: prepared.sha256,
+        });
     }
     tracing::info!(
         wal = %wal,
@@ -210,5 +226,6 @@ pub async fn push_wal(
         key,
         size: prepared.size,
         stored_size,
+        sha256: prepared.sha256,
     })
 }

@@ -89,6 +89,19 @@ pub struct WalArchiveArgs {
     /// Threads used to compress (default: every core).
     #[arg(long = "threads", env = "BARNACLE_THREADS")]
     threads: Option<usize>,
+    /// Also push up to N-1 further ready WAL files ahead of PostgreSQL's
+    /// requests, recording them so the later calls answer at once
+    /// (CloudNativePG's look-ahead, for setups without the sidecar).
+    #[arg(
+        long = "max-parallel",
+        env = "BARNACLE_MAX_PARALLEL",
+        default_value_t = 1
+    )]
+    pub max_parallel: usize,
+    /// Where files pushed ahead are recorded (default: `barnacle_pushed/`
+    /// beside WAL_PATH, i.e. in pg_wal).
+    #[arg(long = "pushed-dir", env = "BARNACLE_PUSHED_DIR")]
+    pub pushed_dir: Option<PathBuf>,
 }
 
 impl WalArchiveArgs {

@@ -5,7 +5,7 @@
 
 mod backup;
 mod catalog;
-mod wal;
+pub mod wal;
 
 use crate::cli::{CommonArgs, Invocation};
 use crate::error::Error;

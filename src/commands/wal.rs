@@ -2,8 +2,13 @@
 
 use std::path::PathBuf;
 
+use std::path::Path;
+
+use futures::future::join_all;
+
 use super::{Report, connectivity_test};
-use crate::archive::{self, RestoreOutcome};
+use crate::archive::pushed::{FileIdentity, PushedRecord};
+use crate::archive::{self, PushOptions, RestoreOutcome};
 use crate::cli::{WalArchiveArgs, WalRestoreArgs};
 use crate::error::Error;
 use crate::layout::ServerPrefix;
@@ -30,6 +35,93 @@ fn wal_path(args: &WalArchiveArgs) -> Result<PathBuf, String> {
         .ok_or_else(|| "the following arguments are required: wal_path".to_string())
 }
 
+/// What a pushed-file marker must name: the archive and the server.
+fn destination(args: &WalArchiveArgs) -> String {
+    format!("{} {}", args.destination_url, args.server_name)
+}
+
+fn pushed_record(args: &WalArchiveArgs, wal_path: &Path) -> PushedRecord {
+    match &args.pushed_dir {
+        Some(dir) => PushedRecord::new(dir),
+        None => PushedRecord::beside(wal_path),
+    }
+}
+
+/// The fast path of `archive_command` beside a sidecar: the very file was
+/// already pushed to this destination, so answer at once, without the store.
+/// Runs before anything else is set up (no runtime, no client).
+pub fn already_pushed(args: &WalArchiveArgs) -> bool {
+    let Some(path) = args.wal_path.as_deref() else {
+        return false;
+    };
+    let Ok(wal) = WalName::parse(&path.to_string_lossy()) else {
+        return false;
+    };
+    let record = pushed_record(args, path);
+    // The marker stays: the sidecar (or the next look-ahead walpush) removes
+    // markers whose WAL file PostgreSQL has since removed or recycled.
+    FileIdentity::of(path).is_ok_and(|id| record.is_pushed(wal.as_str(), &id, &destination(args)))
+}
+
+/// Removes the markers of WAL files no longer in `pg_wal` (archived, then
+/// removed or recycled by PostgreSQL).
+pub fn forget_departed(record: &PushedRecord, pg_wal: &Path) {
+    for name in record.names() {
+        if !pg_wal.join(&name).exists() {
+            record.forget(&name);
+        }
+    }
+}
+
+/// Up to `limit` ready WAL files of `pg_wal` other than `except`, in the
+/// order PostgreSQL's archiver takes them: history files first, then oldest.
+fn ready_files(pg_wal: &Path, except: &str, limit: usize) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(pg_wal.join("archive_status")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".ready").map(str::to_string))
+        .filter(|n| n != except && WalName::is_valid(n))
+        .collect();
+    names.sort_by_key(|n| (!n.ends_with(".history"), n.clone()));
+    names
+        .into_iter()
+        .take(limit)
+        .map(|n| pg_wal.join(n))
+        .collect()
+}
+
+/// Pushes `path` and records it as pushed (when the file did not change meanwhile).
+async fn push_ahead(
+    store: &Store,
+    prefix: &ServerPrefix,
+    path: &Path,
+    opts: &PushOptions,
+    record: &PushedRecord,
+    destination: &str,
+) -> Result<(), Error> {
+    let before = FileIdentity::of(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let outcome = archive::push_wal(store, prefix, path, opts).await?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if FileIdentity::of(path).is_ok_and(|after| after == before) {
+        record
+            .record(&name, &before, outcome.sha256(), destination)
+            .map_err(|source| Error::WriteFile {
+                path: record.dir().join(&name),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 pub(super) async fn push(args: &WalArchiveArgs, default_gzip: bool) -> Result<Report, Error> {
     let path = match wal_path(args) {
         Ok(p) => p,
@@ -47,7 +139,30 @@ pub(super) async fn push(args: &WalArchiveArgs, default_gzip: bool) -> Result<Re
     if args.common.test {
         return connectivity_test(&store).await;
     }
-    archive::push_wal(&store, &prefix, &path, &args.push_options(default_gzip)).await?;
+    let opts = args.push_options(default_gzip);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pg_wal = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let ahead = ready_files(&pg_wal, &name, args.max_parallel.saturating_sub(1));
+    let record = pushed_record(args, &path);
+    if args.max_parallel > 1 {
+        forget_departed(&record, &pg_wal);
+    }
+    let destination = destination(args);
+    let others = join_all(ahead.iter().map(|p| {
+        let (store, prefix, opts, record, destination) = (&store, &prefix, &opts, &record, &destination);
+        async move {
+            if let Err(e) = push_ahead(store, prefix, p, opts, record, destination).await {
+                tracing::warn!(file = %p.display(), error = %e, "look-ahead push failed; PostgreSQL will ask again");
+            }
+        }
+    }));
+    let (requested, ()) = tokio::join!(archive::push_wal(&store, &prefix, &path, &opts), async {
+        others.await;
+    });
+    requested?;
     Ok(Report::code(0))
 }
 
