@@ -355,6 +355,7 @@ fn restore_prefetches_into_the_spool_and_serves_from_it() {
     let mut spooled: Vec<String> = fs::read_dir(&spool)
         .unwrap()
         .map(|e| file_name(&e.unwrap().path()))
+        .filter(|n| !n.starts_with('.'))
         .collect();
     spooled.sort();
     assert_eq!(
@@ -383,5 +384,10 @@ fn restore_prefetches_into_the_spool_and_serves_from_it() {
     assert!(
         !spool.join(file_name(&segments[1])).exists(),
         "spooled file was moved, not copied"
+    );
+    assert_eq!(
+        barnacle::archive::spool_hits(&spool),
+        1,
+        "the spool hit is counted"
     );
 }

@@ -18,9 +18,44 @@ mod spool;
 pub use push::{PushOptions, PushOutcome, push_wal};
 pub use restore::{RestoreOptions, RestoreOutcome, restore_wal};
 
+/// How many `restore_command` calls the spool at `spool_dir` has answered.
+pub fn spool_hits(spool_dir: &std::path::Path) -> u64 {
+    std::fs::metadata(spool_dir.join(spool::HITS_FILE)).map_or(0, |m| m.len())
+}
+
 use crate::codec::{self, Compression, HashingWriter};
 use crate::error::{Error, Result};
 use crate::storage::Store;
+
+/// Pushes the WAL file at `path` ahead of PostgreSQL's request and records it
+/// in `record` for `destination` — unless the file changed during the push.
+pub async fn push_ahead(
+    store: &Store,
+    prefix: &crate::layout::ServerPrefix,
+    path: &std::path::Path,
+    opts: &PushOptions,
+    record: &pushed::PushedRecord,
+    destination: &str,
+) -> Result<PushOutcome> {
+    let before = pushed::FileIdentity::of(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let outcome = push_wal(store, prefix, path, opts).await?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if pushed::FileIdentity::of(path).is_ok_and(|after| after == before) {
+        record
+            .record(&name, &before, outcome.sha256(), destination)
+            .map_err(|source| Error::WriteFile {
+                path: record.dir().join(&name),
+                source,
+            })?;
+    }
+    Ok(outcome)
+}
 
 /// Why decoding an archived object into a writer failed.
 enum DecodeFailure {

@@ -138,7 +138,8 @@ pub async fn restore_wal(
     dest: &Path,
     opts: &RestoreOptions,
 ) -> Result<RestoreOutcome> {
-    if spool::take(&opts.spool_dir, wal.as_str(), dest)? {
+    let source = format!("{}/{}", store.location(), prefix.as_str());
+    if spool::take(&opts.spool_dir, wal.as_str(), dest, &source)? {
         tracing::info!(wal = %wal, "served from the spool");
         return Ok(RestoreOutcome::FromSpool);
     }
@@ -162,6 +163,7 @@ pub async fn restore_wal(
     };
     if !rest.is_empty() {
         spool::ensure_dir(&opts.spool_dir)?;
+        spool::claim(&opts.spool_dir, &source)?;
     }
 
     let dest_tmp = files::temp_path_for(dest);

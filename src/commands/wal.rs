@@ -8,7 +8,7 @@ use futures::future::join_all;
 
 use super::{Report, connectivity_test};
 use crate::archive::pushed::{FileIdentity, PushedRecord};
-use crate::archive::{self, PushOptions, RestoreOutcome};
+use crate::archive::{self, RestoreOutcome};
 use crate::cli::{WalArchiveArgs, WalRestoreArgs};
 use crate::error::Error;
 use crate::layout::ServerPrefix;
@@ -93,35 +93,6 @@ fn ready_files(pg_wal: &Path, except: &str, limit: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Pushes `path` and records it as pushed (when the file did not change meanwhile).
-async fn push_ahead(
-    store: &Store,
-    prefix: &ServerPrefix,
-    path: &Path,
-    opts: &PushOptions,
-    record: &PushedRecord,
-    destination: &str,
-) -> Result<(), Error> {
-    let before = FileIdentity::of(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let outcome = archive::push_wal(store, prefix, path, opts).await?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if FileIdentity::of(path).is_ok_and(|after| after == before) {
-        record
-            .record(&name, &before, outcome.sha256(), destination)
-            .map_err(|source| Error::WriteFile {
-                path: record.dir().join(&name),
-                source,
-            })?;
-    }
-    Ok(())
-}
-
 pub(super) async fn push(args: &WalArchiveArgs, default_gzip: bool) -> Result<Report, Error> {
     let path = match wal_path(args) {
         Ok(p) => p,
@@ -154,7 +125,7 @@ pub(super) async fn push(args: &WalArchiveArgs, default_gzip: bool) -> Result<Re
     let others = join_all(ahead.iter().map(|p| {
         let (store, prefix, opts, record, destination) = (&store, &prefix, &opts, &record, &destination);
         async move {
-            if let Err(e) = push_ahead(store, prefix, p, opts, record, destination).await {
+            if let Err(e) = archive::push_ahead(store, prefix, p, opts, record, destination).await {
                 tracing::warn!(file = %p.display(), error = %e, "look-ahead push failed; PostgreSQL will ask again");
             }
         }

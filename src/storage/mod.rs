@@ -240,6 +240,15 @@ impl Store {
         }
     }
 
+    /// The bucket or directory, without the endpoint: what identifies the
+    /// archive whichever way it is reached.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::S3(s) => s.location(),
+            Backend::Local(l) => l.describe(),
+        }
+    }
+
     /// Stores `body` at `key` unless an object is already there. Returns only
     /// once the store has durably accepted the whole object.
     pub async fn put_if_absent(

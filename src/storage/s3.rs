@@ -272,6 +272,10 @@ impl S3Backend {
         })
     }
 
+    pub(super) fn location(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
     pub(super) fn describe(&self) -> String {
         format!("s3://{} at {}", self.bucket, self.endpoint)
     }
