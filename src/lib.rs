@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod commands;
+pub mod daemon;
 pub mod error;
 pub mod layout;
 pub mod logging;

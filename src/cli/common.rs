@@ -38,10 +38,10 @@ pub struct CommonArgs {
     #[arg(short = 'P', long = "aws-profile", visible_alias = "profile")]
     pub aws_profile: Option<String>,
     /// Seconds to wait for data from the store before giving up (default 60).
-    #[arg(long = "read-timeout")]
+    #[arg(long = "read-timeout", env = "BARNACLE_READ_TIMEOUT")]
     pub read_timeout: Option<u64>,
     /// The addressing style of S3 requests.
-    #[arg(long = "addressing-style", value_parser = ["auto", "virtual", "path"])]
+    #[arg(long = "addressing-style", env = "BARNACLE_ADDRESSING_STYLE", value_parser = ["auto", "virtual", "path"])]
     pub addressing_style: Option<String>,
     /// Azure credential type (accepted for compatibility; Azure is not supported).
     #[arg(long = "azure-credential", visible_aliases = ["credential", "default"],

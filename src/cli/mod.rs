@@ -21,6 +21,7 @@
 mod backup;
 mod catalog;
 mod common;
+mod sidecar;
 mod tags;
 mod wal;
 
@@ -31,7 +32,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 pub use backup::{BackupArgs, RestoreArgs, parse_size};
 pub use catalog::{CheckWalArchiveArgs, KeepArgs, ListArgs, ShowArgs, StatusArgs};
 pub use common::CommonArgs;
-pub use wal::{WalArchiveArgs, WalRestoreArgs};
+pub use sidecar::SidecarArgs;
+pub use wal::{WALPUSH_DEFAULT_GZIP_LEVEL, WalArchiveArgs, WalRestoreArgs};
 
 /// The Barman release whose command lines barnacle accepts.
 pub const BARMAN_VERSION: &str = "3.19.1";
@@ -128,6 +130,8 @@ enum BarnacleCommand {
     CheckWalArchive(Box<CheckWalArchiveArgs>),
     /// What CloudNativePG shows: first recoverability point, last successful backup.
     Status(Box<StatusArgs>),
+    /// Run beside PostgreSQL: push WAL ahead, scheduled backups and retention, metrics.
+    Sidecar(Box<SidecarArgs>),
 }
 
 /// A parsed command line.
@@ -163,6 +167,9 @@ pub enum Invocation {
     Status {
         args: Box<StatusArgs>,
     },
+    Sidecar {
+        args: Box<SidecarArgs>,
+    },
 }
 
 impl Invocation {
@@ -178,6 +185,7 @@ impl Invocation {
             Invocation::Keep { args } => &args.common,
             Invocation::CheckWalArchive { args } => &args.common,
             Invocation::Status { args } => &args.common,
+            Invocation::Sidecar { args } => &args.common,
         }
     }
 }
@@ -275,6 +283,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, ParseFailure> {
                 BarnacleCommand::Keep(args) => Invocation::Keep { args },
                 BarnacleCommand::CheckWalArchive(args) => Invocation::CheckWalArchive { args },
                 BarnacleCommand::Status(args) => Invocation::Status { args },
+                BarnacleCommand::Sidecar(args) => Invocation::Sidecar { args },
             })
         }
     }

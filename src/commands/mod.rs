@@ -5,6 +5,7 @@
 
 mod backup;
 mod catalog;
+mod sidecar;
 pub mod wal;
 
 use crate::cli::{CommonArgs, Invocation};
@@ -43,7 +44,20 @@ pub async fn run(invocation: Invocation) -> Result<Report, Error> {
         Invocation::Keep { args } => catalog::keep(&args).await,
         Invocation::CheckWalArchive { args } => catalog::check_wal_archive(&args).await,
         Invocation::Status { args } => catalog::status(&args).await,
+        Invocation::Sidecar { args } => sidecar::sidecar(&args).await,
     }
+}
+
+/// The retention run the sidecar schedules (see `retention`).
+fn retention_job(
+    _store: Store,
+    _prefix: crate::layout::ServerPrefix,
+    policy: &str,
+    _minimum_redundancy: u32,
+) -> Result<crate::daemon::schedule::RetentionJob, Error> {
+    Err(Error::Usage(format!(
+        "retention policy '{policy}': scheduled retention needs the retention executor"
+    )))
 }
 
 /// Opens the store of `url` with the common options.
