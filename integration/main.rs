@@ -12,6 +12,8 @@ mod backup_support;
 mod catalog_compat;
 mod harness;
 mod harness_smoke;
+mod proxy;
+mod sidecar;
 mod support;
 mod wal_compat;
 mod wal_duplicates;

@@ -30,6 +30,7 @@ mod tools;
 pub use pg::{PgCluster, PgConf};
 #[allow(unused_imports)]
 pub use s3::{S3Kind, S3Server, s3, unique_bucket};
+pub use service::Service;
 #[allow(unused_imports)]
 pub use tools::{BARNACLE_NAMES, barman, barnacle, bin_dir, venv_dir};
 

@@ -57,13 +57,27 @@ impl PgCluster {
     /// (loopback, free port, socket in `dir`, `wal_level = replica`, `fsync = off`) and then
     /// the caller's. `dir` is given to `postgres`.
     pub fn new(dir: &Path, configure: impl FnOnce(&mut PgConf)) -> PgCluster {
+        Self::new_with_initdb(dir, &[], configure)
+    }
+
+    /// Like [`Self::new`], with extra `initdb` arguments (`--wal-segsize=1`, say).
+    pub fn new_with_initdb(
+        dir: &Path,
+        initdb_args: &[&str],
+        configure: impl FnOnce(&mut PgConf),
+    ) -> PgCluster {
         fs::create_dir_all(dir).expect("create cluster dir");
         chown_postgres(dir);
         set_mode(dir, 0o755);
         let data = dir.join("data");
         let mut initdb = Command::new(format!("{PG_BIN}/initdb"));
         let args = "-A trust -U postgres --no-sync -E UTF8 --locale=C -D".split(' ');
-        run_ok(as_postgres(&mut initdb).args(args).arg(&data));
+        run_ok(
+            as_postgres(&mut initdb)
+                .args(initdb_args)
+                .args(args)
+                .arg(&data),
+        );
         let mut conf = PgConf::default();
         conf.set("wal_level", "replica").set("fsync", "off");
         configure(&mut conf);

@@ -298,6 +298,33 @@ mod tests {
     }
 
     #[test]
+    fn every_command_line_definition_is_consistent() {
+        BarnacleArgs::command().debug_assert();
+        WalArchiveArgs::command().debug_assert();
+        WalRestoreArgs::command().debug_assert();
+        BackupArgs::command().debug_assert();
+        RestoreArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_parses() {
+        for line in [
+            "barnacle wal-push s3://b srv f",
+            "barnacle wal-restore s3://b srv 000000010000000000000001 /d",
+            "barnacle backup --gzip s3://b srv",
+            "barnacle restore --recovery-conf s3://b srv auto /d",
+            "barnacle list s3://b srv",
+            "barnacle show s3://b srv latest",
+            "barnacle keep -s s3://b srv latest",
+            "barnacle check-wal-archive --timeline 2 s3://b srv",
+            "barnacle status --format json s3://b srv",
+            "barnacle sidecar --pgdata /pg --backup-compression lz4 s3://b srv",
+        ] {
+            assert!(parse(argv(line)).is_ok(), "{line}");
+        }
+    }
+
+    #[test]
     fn argv0_selects_the_program() {
         assert_eq!(Program::from_argv0("/usr/bin/walpush"), Program::WalPush);
         assert_eq!(

@@ -9,19 +9,26 @@ use clap::Parser;
 use super::common::CommonArgs;
 use crate::codec::{Compression, CompressionLevel};
 
-fn parse_compression(text: &str) -> Result<Option<Compression>, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "none" => Ok(None),
-        "gzip" => Ok(Some(Compression::Gzip)),
-        "bzip2" => Ok(Some(Compression::Bzip2)),
-        "xz" => Ok(Some(Compression::Xz)),
-        "snappy" => Ok(Some(Compression::Snappy)),
-        "zstd" => Ok(Some(Compression::Zstd)),
-        "lz4" => Ok(Some(Compression::Lz4)),
-        other => Err(format!(
-            "unknown compression '{other}' (gzip, bzip2, xz, snappy, zstd, lz4 or none)"
-        )),
-    }
+/// A compression chosen by name, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecChoice(pub Option<Compression>);
+
+fn parse_compression(text: &str) -> Result<CodecChoice, String> {
+    let choice = match text.to_ascii_lowercase().as_str() {
+        "none" => None,
+        "gzip" => Some(Compression::Gzip),
+        "bzip2" => Some(Compression::Bzip2),
+        "xz" => Some(Compression::Xz),
+        "snappy" => Some(Compression::Snappy),
+        "zstd" => Some(Compression::Zstd),
+        "lz4" => Some(Compression::Lz4),
+        other => {
+            return Err(format!(
+                "unknown compression '{other}' (gzip, bzip2, xz, snappy, zstd, lz4 or none)"
+            ));
+        }
+    };
+    Ok(CodecChoice(choice))
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -57,7 +64,7 @@ pub struct SidecarArgs {
     pub poll_interval_ms: u64,
     /// WAL compression: gzip, bzip2, xz, snappy, zstd, lz4 or none.
     #[arg(long = "compression", env = "BARNACLE_COMPRESSION", default_value = "gzip", value_parser = parse_compression)]
-    pub compression: Option<Compression>,
+    pub compression: CodecChoice,
     /// WAL compression level: low, medium, high or a number.
     #[arg(
         long = "compression-level",
@@ -70,7 +77,7 @@ pub struct SidecarArgs {
     pub backup_schedule: Option<String>,
     /// Base backup compression: gzip, bzip2, lz4, snappy or none.
     #[arg(long = "backup-compression", env = "BARNACLE_BACKUP_COMPRESSION", default_value = "gzip", value_parser = parse_compression)]
-    pub backup_compression: Option<Compression>,
+    pub backup_compression: CodecChoice,
     /// PostgreSQL host or socket directory for backups.
     #[arg(long = "pghost", env = "PGHOST")]
     pub pghost: Option<String>,
@@ -107,4 +114,39 @@ pub struct SidecarArgs {
         default_value = "/var/tmp/walrestore"
     )]
     pub spool_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_with_defaults_and_names() {
+        let a = SidecarArgs::try_parse_from(["x", "--pgdata", "/pg", "s3://b/p", "pg"]).unwrap();
+        assert_eq!(a.compression, CodecChoice(Some(Compression::Gzip)));
+        assert_eq!(a.max_parallel, 2);
+        let a = SidecarArgs::try_parse_from([
+            "x",
+            "--pgdata",
+            "/pg",
+            "--compression",
+            "none",
+            "s3://b/p",
+            "pg",
+        ])
+        .unwrap();
+        assert_eq!(a.compression, CodecChoice(None));
+        assert!(
+            SidecarArgs::try_parse_from([
+                "x",
+                "--pgdata",
+                "/pg",
+                "--compression",
+                "rar",
+                "s3://b/p",
+                "pg"
+            ])
+            .is_err()
+        );
+    }
 }

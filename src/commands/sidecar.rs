@@ -22,8 +22,8 @@ pub(super) async fn sidecar(args: &SidecarArgs) -> Result<Report, Error> {
     let store = Store::open(&config).await?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let push = PushOptions {
-        compression: args.compression,
-        level: match args.compression {
+        compression: args.compression.0,
+        level: match args.compression.0 {
             Some(crate::codec::Compression::Gzip) if args.compression_level.is_none() => {
                 crate::cli::WALPUSH_DEFAULT_GZIP_LEVEL
             }
@@ -43,6 +43,14 @@ pub(super) async fn sidecar(args: &SidecarArgs) -> Result<Report, Error> {
         push,
         poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
     };
+    if matches!(
+        args.backup_compression.0,
+        Some(crate::codec::Compression::Xz | crate::codec::Compression::Zstd)
+    ) {
+        return Err(Error::Usage(
+            "base backups support gzip, bzip2, lz4, snappy or none (as Barman's readers)".into(),
+        ));
+    }
     let backups = match &args.backup_schedule {
         Some(expr) => {
             let schedule = schedule::parse_cron(expr).map_err(Error::Usage)?;
@@ -53,7 +61,7 @@ pub(super) async fn sidecar(args: &SidecarArgs) -> Result<Report, Error> {
                     user: args.pguser.clone(),
                     dbname: args.pgdatabase.clone(),
                 },
-                compression: args.backup_compression,
+                compression: args.backup_compression.0,
                 immediate_checkpoint: true,
                 jobs: 2,
                 max_archive_size: 100 << 30,
