@@ -26,6 +26,7 @@ pub mod layout;
 pub mod logging;
 pub mod pg;
 pub mod progress;
+pub mod retention;
 pub mod storage;
 
 pub use error::Error;

@@ -22,7 +22,7 @@
 //! key, so with two or more parts Python's sort compares `None` with a key
 //! and the command crashes (exit 4) before deleting that backup.
 
-use super::planner::{Crash, Warning};
+use super::outcome::{Crash, Warning};
 use crate::layout::backup_info::BackupInfo;
 
 const EXTENSIONS: [&str; 5] = ["tar", "tar.gz", "tar.bz2", "tar.snappy", "tar.lz4"];

@@ -39,238 +39,25 @@ use chrono::{DateTime, TimeZone};
 
 use super::Inventory;
 use super::files::files_for_backup;
+use super::outcome::{Abort, BackupDeletion, Crash, Keep, Mode, Plan, PlanError, Request, Warning};
 use super::policy::Policy;
-use super::report::{self, RetentionStatus};
+use super::report::{self, Report, RetentionStatus};
 use super::wal::{PassRequest, WalArchive};
 use crate::catalog::KeepTarget;
-use crate::layout::backup_id::{ResolveError, resolve};
+use crate::layout::backup_id::resolve;
 use crate::layout::backup_info::{BackupInfo, BackupStatus};
-use crate::layout::pyliteral::repr_str;
-
-/// What was asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// `-r POLICY -m N`
-    Policy {
-        policy: Policy,
-        minimum_redundancy: u64,
-    },
-    /// `-b ID -m N` (an id, a shortcut such as `oldest`, or a backup name).
-    Backup {
-        identifier: String,
-        minimum_redundancy: u64,
-    },
-}
-
-/// A real run or `--dry-run`: they differ when several backups go, because
-/// a dry run deletes nothing and so lists the same WAL prefixes again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Execute,
-    DryRun,
-}
-
-/// A keep annotation as the planner sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep<'a> {
-    None,
-    Target(&'a KeepTarget),
-}
-
-/// Barman raised an exception: it logs "Barman cloud backup delete
-/// exception: MESSAGE" and exits 4. `message` is Python's.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Crash {
-    pub message: String,
-}
-
-impl Crash {
-    pub fn new(message: impl Into<String>) -> Crash {
-        Crash {
-            message: message.into(),
-        }
-    }
-}
-
-/// A WARNING Barman logs; `Display` is its text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Warning {
-    #[error(
-        "Retention policy redundancy ({redundancy}) is lower than the required minimum \
-         redundancy ({minimum}). Enforce {minimum}."
-    )]
-    RedundancyBelowMinimum { redundancy: u64, minimum: u64 },
-    #[error(
-        "Keeping obsolete backup {backup_id} for server {server} (older than {point}) due to \
-         minimum redundancy requirements ({minimum})"
-    )]
-    KeptForMinimumRedundancy {
-        backup_id: String,
-        server: String,
-        point: String,
-        minimum: u64,
-    },
-    #[error("Backup {backup_id} does not exist")]
-    BackupDoesNotExist { backup_id: String },
-    #[error("Skipping unknown extension: {ext}")]
-    UnknownExtension { ext: String },
-    #[error("Missing file {base}.* for server {server}")]
-    MissingFile { base: String, server: String },
-    #[error("Ignoring malformed WAL object prefix: {prefix}")]
-    MalformedWalPrefix { prefix: String },
-}
-
-/// Refused before anything is deleted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
-    #[error(
-        "Cannot read the following backups: {}\nUnsafe to proceed with deletion due to \
-         failure reading backup catalog", py_list(ids)
-    )]
-    UnreadableCatalog { ids: Vec<String> },
-    #[error(
-        "Skipping delete of backup {backup_id} for server {server} as it has a current keep \
-         request. If you really want to delete this backup please remove the keep and try again."
-    )]
-    KeepRequested { backup_id: String, server: String },
-    #[error(
-        "Skipping delete of backup {backup_id} for server {server} due to minimum redundancy \
-         requirements (minimum redundancy = {minimum}, current redundancy = {current})"
-    )]
-    MinimumRedundancy {
-        backup_id: String,
-        server: String,
-        minimum: u64,
-        current: u64,
-    },
-    /// `-b` names no backup (Barman's ValueError, exit 4).
-    #[error(transparent)]
-    Resolve(#[from] ResolveError),
-    /// barnacle's own refusal: Barman builds keys from one id and looks the
-    /// catalogue up by the other, deleting some objects and then crashing.
-    #[error(
-        "backup.info of {key_id} says backup_id={}: refusing to delete with a catalogue whose \
-         ids disagree", value.as_deref().unwrap_or("None")
-    )]
-    BackupIdMismatch {
-        key_id: String,
-        value: Option<String>,
-    },
-}
-
-impl PlanError {
-    /// Barman's exit code (1 = refused; 4 = its exception).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            PlanError::Resolve(_) => 4,
-            _ => 1,
-        }
-    }
-
-    /// The ERROR line Barman logs.
-    pub fn barman_log(&self) -> String {
-        match self {
-            PlanError::Resolve(e) => format!("Barman cloud backup delete exception: {e}"),
-            other => other.to_string(),
-        }
-    }
-}
-
-/// Everything deleted for one backup, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupDeletion {
-    pub backup_id: String,
-    /// Snapshot backups: their snapshots are deleted through the provider,
-    /// then this `backup_label` key; all before the files.
-    pub snapshot_backup_label: Option<String>,
-    /// The archives (may be empty; Barman still sends the empty request).
-    pub files: Vec<String>,
-    /// Deleted only after every file: a failure leaves the backup listed.
-    pub backup_info: String,
-    /// WAL hash directories deleted whole (`delete_under_prefix`), in order.
-    pub wal_prefixes: Vec<String>,
-    /// WAL keys deleted one by one, sorted (one request, batched).
-    pub wal_keys: Vec<String>,
-    /// Warnings logged while this backup was handled.
-    pub warnings: Vec<Warning>,
-}
-
-impl BackupDeletion {
-    /// The base-backup objects: the files, then `backup.info`.
-    pub fn objects(&self) -> Vec<&str> {
-        let files = self.files.iter().map(String::as_str);
-        files.chain([self.backup_info.as_str()]).collect()
-    }
-}
-
-/// Where Barman raised, after the deletions listed before it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Abort {
-    pub crash: Crash,
-    /// When it raised while listing the files of a backup it had not
-    /// deleted yet: that backup...
-    pub backup_id: Option<String>,
-    /// ... whose snapshots and this `backup_label` were already deleted.
-    pub snapshot_backup_label: Option<String>,
-    /// ... and the warnings logged for it before.
-    pub warnings: Vec<Warning>,
-}
-
-/// The outcome of planning.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    pub mode: Mode,
-    /// Policy requests: each backup's retention status, newest first.
-    pub report: Vec<(String, RetentionStatus)>,
-    /// Warnings logged before the first deletion.
-    pub warnings: Vec<Warning>,
-    pub deletions: Vec<BackupDeletion>,
-    /// Barman raised after the deletions above (exit 4).
-    pub abort: Option<Abort>,
-}
-
-impl Plan {
-    /// 0, or 4 when Barman raised midway.
-    pub fn exit_code(&self) -> i32 {
-        if self.abort.is_some() { 4 } else { 0 }
-    }
-
-    /// The WARNING and ERROR lines Barman logs, in order (`LEVEL: text`).
-    pub fn barman_log(&self) -> Vec<String> {
-        let warn = |w: &Warning| format!("WARNING: {w}");
-        let mut out: Vec<String> = self.warnings.iter().map(warn).collect();
-        for d in &self.deletions {
-            out.extend(d.warnings.iter().map(warn));
-        }
-        if let Some(abort) = &self.abort {
-            out.extend(abort.warnings.iter().map(warn));
-            out.push(format!(
-                "ERROR: Barman cloud backup delete exception: {}",
-                abort.crash
-            ));
-        }
-        out
-    }
-
-    /// The ids of the backups whose `backup.info` goes.
-    pub fn deleted_backups(&self) -> Vec<&str> {
-        self.deletions.iter().map(|d| d.backup_id.as_str()).collect()
-    }
-}
-
-/// Python's `repr()` of a list of strings.
-pub(crate) fn py_list<S: AsRef<str>>(items: &[S]) -> String {
-    let inner: Vec<String> = items.iter().map(|s| repr_str(s.as_ref())).collect();
-    format!("[{}]", inner.join(", "))
-}
 
 /// The checks Barman makes on the catalogue before looking at the request:
 /// every `backup.info` readable, and (barnacle's own) no `backup_id=` line
 /// that disagrees with its key.
 pub fn check_catalog(inv: &Inventory) -> Result<(), PlanError> {
     let base = inv.prefix.base_root();
-    let readable: HashSet<&str> = inv.catalog.backups.iter().map(|(id, _)| id.as_str()).collect();
+    let readable: HashSet<&str> = inv
+        .catalog
+        .backups
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
     let unreadable: Vec<String> = inv
         .catalog
         .keys
@@ -322,8 +109,7 @@ pub fn plan<Tz: TimeZone>(
                 Err(crash) => return Ok(run.abort_before(crash)),
             }
             if *minimum_redundancy > 0 {
-                let done = inv.catalog.backups.iter();
-                let current = done
+                let current = (inv.catalog.backups.iter())
                     .filter(|(_, b)| !b.status_is(&BackupStatus::Started))
                     .count() as u64;
                 if *minimum_redundancy >= current {
@@ -347,16 +133,7 @@ pub fn plan<Tz: TimeZone>(
             policy,
             minimum_redundancy,
         } => {
-            let sorted: Vec<(&str, &BackupInfo)> = run.backups.iter().map(|(k, v)| (*k, *v)).collect();
-            let keep = |id: &str| run.keep(id);
-            let report = report::build(
-                policy,
-                *minimum_redundancy,
-                &sorted,
-                &keep,
-                now,
-                &inv.server_name,
-            );
+            let report = retention_report(inv, policy, *minimum_redundancy, now);
             run.plan.warnings.extend(report.warnings);
             if let Some(crash) = report.crash {
                 return Ok(run.abort_before(crash));
@@ -377,6 +154,42 @@ pub fn plan<Tz: TimeZone>(
         }
     }
     Ok(run.plan)
+}
+
+/// Barman's retention report for `policy` over the catalogue (what `-r`
+/// would delete: the `OBSOLETE` ones), with the warnings it logs.
+pub fn retention_report<Tz: TimeZone>(
+    inv: &Inventory,
+    policy: &Policy,
+    minimum_redundancy: u64,
+    now: &DateTime<Tz>,
+) -> Report {
+    let sorted: Vec<(&str, &BackupInfo)> = (inv.catalog.backups.iter())
+        .map(|(id, info)| (id.as_str(), info))
+        .collect();
+    let keep = |id: &str| keep_of(inv, id);
+    report::build(
+        policy,
+        minimum_redundancy,
+        &sorted,
+        &keep,
+        now,
+        &inv.server_name,
+    )
+}
+
+/// `get_keep_target(id)`: the annotation, or the crash of decoding one that
+/// is not UTF-8.
+fn keep_of<'a>(inv: &'a Inventory, id: &str) -> Result<Keep<'a>, Crash> {
+    if let Some(target) = inv.catalog.keep.get(id) {
+        return Ok(Keep::Target(target));
+    }
+    if inv.undecodable_keep.contains(id) {
+        return Err(Crash::new(format!(
+            "'utf-8' codec can't decode the keep annotation of {id}"
+        )));
+    }
+    Ok(Keep::None)
 }
 
 /// The state of one run: Barman's cached catalogue and WAL listing.
@@ -412,20 +225,8 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// `get_keep_target(id)`: the annotation, or the crash of decoding one
-    /// that is not UTF-8 (the catalogue loader drops those but lists the key).
     fn keep(&self, id: &str) -> Result<Keep<'a>, Crash> {
-        let inv = self.inv;
-        if let Some(target) = inv.catalog.keep.get(id) {
-            return Ok(Keep::Target(target));
-        }
-        let key = inv.prefix.keep_key(id);
-        if self.base_keys.binary_search(&key.as_str()).is_ok() {
-            return Err(Crash::new(format!(
-                "'utf-8' codec can't decode the keep annotation of {id}"
-            )));
-        }
-        Ok(Keep::None)
+        keep_of(self.inv, id)
     }
 
     fn abort_before(mut self, crash: Crash) -> Plan {
@@ -450,7 +251,8 @@ impl<'a> Run<'a> {
             .as_ref()
             .map(|_| format!("{dir}backup_label"));
         let source_dir = dir.trim_end_matches('/');
-        let files = match files_for_backup(&self.base_keys, source_dir, info, &self.inv.server_name) {
+        let files = match files_for_backup(&self.base_keys, source_dir, info, &self.inv.server_name)
+        {
             Ok(files) => files,
             Err((warnings, crash)) => {
                 self.plan.abort = Some(Abort {
@@ -510,7 +312,7 @@ impl<'a> Run<'a> {
         loop {
             let previous = self
                 .backups
-                .range::<str, _>(..cursor)
+                .range::<str, _>((Bound::Unbounded, Bound::Excluded(cursor)))
                 .rev()
                 .find(|(_, b)| copy_done(b));
             let Some((pid, pinfo)) = previous else {
@@ -530,7 +332,8 @@ impl<'a> Run<'a> {
             .map(|(_, b)| *b)
             .find(copy_done);
         let until = next.unwrap_or(info);
-        let mut protected: HashSet<i64> = self.backups.values().filter_map(|b| b.timeline).collect();
+        let mut protected: HashSet<i64> =
+            self.backups.values().filter_map(|b| b.timeline).collect();
         if let Some(t) = until.timeline {
             protected.remove(&t);
         }

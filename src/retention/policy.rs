@@ -97,7 +97,9 @@ impl fmt::Display for Policy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// No form matches: Barman logs "Could not create retention policy ..." (exit 3).
-    #[error("Could not create retention policy {text}: Cannot parse option retention_policy: {text}")]
+    #[error(
+        "Could not create retention policy {text}: Cannot parse option retention_policy: {text}"
+    )]
     Invalid { text: String },
     /// A form matches but Barman raises while building it (exit 4).
     #[error("{message}")]
@@ -136,11 +138,10 @@ pub fn parse_policy(text: &str) -> Result<Policy, PolicyError> {
 /// CloudNativePG's `retentionPolicy` (`^[1-9][0-9]*[dwm]$`) as the
 /// `-r` argument the operator passes to Barman.
 pub fn cnpg_to_barman(text: &str) -> Option<String> {
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
-    let unit = match unit {
-        "d" => "DAYS",
-        "w" => "WEEKS",
-        "m" => "MONTHS",
+    let (digits, unit) = match text.chars().last()? {
+        'd' => (&text[..text.len() - 1], "DAYS"),
+        'w' => (&text[..text.len() - 1], "WEEKS"),
+        'm' => (&text[..text.len() - 1], "MONTHS"),
         _ => return None,
     };
     let ok = digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');

@@ -30,7 +30,7 @@
 
 use chrono::{DateTime, Datelike, FixedOffset, LocalResult, Offset, TimeDelta, TimeZone};
 
-use super::planner::{Crash, Keep, Warning};
+use super::outcome::{Crash, Keep, Warning};
 use super::policy::{Policy, RecoveryWindow};
 use crate::layout::backup_info::{BackupInfo, BackupStatus, py_str};
 
@@ -105,7 +105,14 @@ pub(crate) fn build<'a, Tz: TimeZone>(
         Policy::Redundancy(n) => redundancy(*n, minimum_redundancy, backups, keep, &mut report),
         Policy::RecoveryWindow(w) => {
             let point = point_of_recoverability(now, w);
-            window(point, minimum_redundancy, backups, keep, server, &mut report)
+            window(
+                point,
+                minimum_redundancy,
+                backups,
+                keep,
+                server,
+                &mut report,
+            )
         }
     };
     if let Err(crash) = result {
@@ -166,7 +173,9 @@ fn window<'a>(
             continue;
         }
         if !info.status_is(&BackupStatus::Done) {
-            report.statuses.push((id.to_string(), RetentionStatus::None));
+            report
+                .statuses
+                .push((id.to_string(), RetentionStatus::None));
             children(info)?;
             continue;
         }
@@ -247,9 +256,9 @@ pub fn point_of_recoverability<Tz: TimeZone>(
     let offset = match tz.offset_from_local_datetime(&wall) {
         LocalResult::Single(o) => o.fix(),
         // Ambiguous (fold=0): dateutil says DST, the larger offset.
-        LocalResult::Ambiguous(a, b) => std::cmp::max_by_key(a.fix(), b.fix(), |o| {
-            o.local_minus_utc()
-        }),
+        LocalResult::Ambiguous(a, b) => {
+            std::cmp::max_by_key(a.fix(), b.fix(), |o| o.local_minus_utc())
+        }
         // In a gap dateutil reads the wall time as standard time and takes
         // the offset in force at that instant: the one after the gap.
         LocalResult::None => {

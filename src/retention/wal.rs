@@ -30,15 +30,20 @@
 //!    `END.partial` of a range is *not* protected); delete when
 //!    `name < until` as plain strings. Deleted names leave the cache.
 //!
-//! Cost: one sort of the listing; per pass O(P·R + T + C·log n) with P
-//! prefixes, R ranges, T timelines and C the cached WALs below `until` on
-//! unprotected timelines. Only when `until` or a range bound is `None`
-//! (where Python raises on the first comparison it reaches) is every cached
-//! WAL visited, in Python's dict order, to find that comparison.
+//! Cost: one sort of the listing; then per pass O(P·R + D·T + C·log n) with
+//! P listed prefixes, R protected ranges, D directories in the cache, T
+//! timelines per directory (normally 1) and C the cached WALs below `until`
+//! on unprotected timelines outside the prefixes deleted by that pass
+//! (deleted ones leave the cache; those in protected ranges are revisited).
+//! The cache is grouped by directory so that a dry run, which lists the
+//! same prefixes pass after pass, skips them whole. Only when `until` or a
+//! range bound is `None` (where Python raises on the first comparison it
+//! reaches) is every cached WAL visited, in Python's dict order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 
-use super::planner::{Crash, Mode, Warning};
+use super::outcome::{Crash, Mode, Warning};
 use crate::pg::WalName;
 
 const COMPRESSIONS: [&str; 6] = [".gz", ".bz2", ".xz", ".snappy", ".zst", ".lz4"];
@@ -101,6 +106,13 @@ fn wal_name(key: &str) -> Option<(&str, Decoded)> {
     decode(root).map(|d| (root, d))
 }
 
+/// The `get_wal_paths` cache without history files, grouped so that a pass
+/// skips a whole deleted prefix at once: top directory → tli → name → entry.
+type Cache<'a> = BTreeMap<Option<&'a str>, BTreeMap<u32, BTreeMap<&'a str, Entry<'a>>>>;
+
+/// A chosen WAL: where it sits in the cache.
+type Slot<'a> = (Option<&'a str>, u32, &'a str);
+
 /// A cached WAL: its key, the top directory it lies under, and its place in
 /// Python's dict order.
 #[derive(Debug, Clone, Copy)]
@@ -136,8 +148,7 @@ pub(crate) struct WalArchive<'a> {
     dirs: BTreeMap<&'a str, usize>,
     gone: HashSet<&'a str>,
     gone_dirs: HashSet<&'a str>,
-    /// tli → name → entry: the `get_wal_paths` cache without history files.
-    cache: Option<BTreeMap<u32, BTreeMap<&'a str, Entry<'a>>>>,
+    cache: Option<Cache<'a>>,
 }
 
 impl<'a> WalArchive<'a> {
@@ -173,12 +184,18 @@ impl<'a> WalArchive<'a> {
                 && top_dir(&self.root, key).is_none_or(|d| !self.gone_dirs.contains(d)))
     }
 
-    /// Builds the `get_wal_paths` cache from what is listed now.
-    fn cache(&mut self) -> &mut BTreeMap<u32, BTreeMap<&'a str, Entry<'a>>> {
+    /// Builds the `get_wal_paths` cache from what is listed now: name →
+    /// key, the later key winning, the first one fixing the dict order.
+    fn cache(&mut self) -> &mut Cache<'a> {
         if self.cache.is_none() {
-            let mut cache: BTreeMap<u32, BTreeMap<&'a str, Entry<'a>>> = BTreeMap::new();
-            let mut order = 0;
-            for key in self.keys.iter().copied().filter(|k| self.live(k)) {
+            let mut by_name: HashMap<&'a str, (u32, Entry<'a>)> = HashMap::new();
+            for (order, key) in self
+                .keys
+                .iter()
+                .copied()
+                .filter(|k| self.live(k))
+                .enumerate()
+            {
                 let Some((name, d)) = wal_name(key) else {
                     continue;
                 };
@@ -191,20 +208,22 @@ impl<'a> WalArchive<'a> {
                     range_name: if d.backup_file { &name[..24] } else { name },
                     order,
                 };
-                order += 1;
-                cache
-                    .entry(d.tli)
-                    .or_default()
+                by_name
                     .entry(name)
-                    .and_modify(|e| {
+                    .and_modify(|(_, e)| {
                         e.path = entry.path;
                         e.dir = entry.dir;
                     })
-                    .or_insert(entry);
+                    .or_insert((d.tli, entry));
+            }
+            let mut cache = Cache::new();
+            for (name, (tli, entry)) in by_name {
+                let by_tli = cache.entry(entry.dir).or_default();
+                by_tli.entry(tli).or_default().insert(name, entry);
             }
             self.cache = Some(cache);
         }
-        self.cache.get_or_insert_with(BTreeMap::new)
+        self.cache.get_or_insert_with(Cache::new)
     }
 
     /// One `_remove_wals_for_backup` pass that may remove WALs.
@@ -234,8 +253,9 @@ impl<'a> WalArchive<'a> {
         };
         let cache = self.cache();
         let mut keys: Vec<&'a str> = Vec::with_capacity(chosen.len());
-        for (tli, name) in chosen {
-            if let Some(e) = cache.get_mut(&tli).and_then(|m| m.remove(name)) {
+        for (dir, tli, name) in chosen {
+            let names = cache.get_mut(&dir).and_then(|by_tli| by_tli.get_mut(&tli));
+            if let Some(e) = names.and_then(|m| m.remove(name)) {
                 keys.push(e.path);
             }
         }
@@ -305,22 +325,28 @@ impl<'a> WalArchive<'a> {
         &mut self,
         req: &PassRequest<'_>,
         deleted: &HashSet<&str>,
-    ) -> Result<Vec<(u32, &'a str)>, Crash> {
-        let ranges: Option<Vec<(&str, &str)>> =
-            req.ranges.iter().map(|(b, e)| Some(((*b)?, (*e)?))).collect();
+    ) -> Result<Vec<Slot<'a>>, Crash> {
+        let ranges: Option<Vec<(&str, &str)>> = req
+            .ranges
+            .iter()
+            .map(|(b, e)| Some(((*b)?, (*e)?)))
+            .collect();
         let protected = req.protected;
         let cache = self.cache();
-        let under_deleted = |e: &Entry<'_>| e.dir.is_some_and(|d| deleted.contains(d));
+        let skip_dir = |dir: &Option<&str>| dir.is_some_and(|d| deleted.contains(d));
         let mut chosen = Vec::new();
         if let (Some(until), Some(ranges)) = (req.until, ranges) {
             let in_ranges = |r: &str| ranges.iter().any(|(b, e)| r >= *b && r <= *e);
-            for (tli, names) in cache.iter() {
-                if protected.contains(&i64::from(*tli)) {
-                    continue;
-                }
-                for (name, e) in names.range::<str, _>(..until) {
-                    if !under_deleted(e) && !in_ranges(e.range_name) {
-                        chosen.push((*tli, *name));
+            for (dir, by_tli) in cache.iter().filter(|(dir, _)| !skip_dir(dir)) {
+                for (tli, names) in by_tli {
+                    if protected.contains(&i64::from(*tli)) {
+                        continue;
+                    }
+                    let below = names.range::<str, _>((Bound::Unbounded, Bound::Excluded(until)));
+                    for (name, e) in below {
+                        if !in_ranges(e.range_name) {
+                            chosen.push((*dir, *tli, *name));
+                        }
                     }
                 }
             }
@@ -328,13 +354,17 @@ impl<'a> WalArchive<'a> {
         }
         // Some bound is None: Python raises at the first comparison with it
         // that a WAL reaches, in dict order.
-        let mut all: Vec<(u32, &'a str, Entry<'a>)> = cache
+        let mut all: Vec<(Slot<'a>, Entry<'a>)> = cache
             .iter()
-            .flat_map(|(tli, m)| m.iter().map(move |(n, e)| (*tli, *n, *e)))
+            .flat_map(|(dir, by_tli)| {
+                by_tli.iter().flat_map(move |(tli, names)| {
+                    names.iter().map(move |(name, e)| ((*dir, *tli, *name), *e))
+                })
+            })
             .collect();
-        all.sort_by_key(|(_, _, e)| e.order);
-        for (tli, name, e) in all {
-            if under_deleted(&e) || protected.contains(&i64::from(tli)) {
+        all.sort_by_key(|(_, e)| e.order);
+        for ((dir, tli, name), e) in all {
+            if skip_dir(&dir) || protected.contains(&i64::from(tli)) {
                 continue;
             }
             let mut in_range = false;
@@ -346,7 +376,7 @@ impl<'a> WalArchive<'a> {
                 }
             }
             if !in_range && name < req.until.ok_or_else(|| str_none("<"))? {
-                chosen.push((tli, name));
+                chosen.push((dir, tli, name));
             }
         }
         Ok(chosen)

@@ -262,6 +262,19 @@ def handmade():
         ["-b", "20251203T000000"], ["-b", "20251202T000000"], ["-b", "20251206T000000"],
     ]))
 
+    # A bucket path ending in "/": backups live under "deep/pg/base/", but
+    # AnnotationManagerCloud reads keep annotations under "deep//pg/base/".
+    b = Bucket("deep/", "pg")
+    b.backup("20251201T000000", **done(1, 2, 2, t0 - 40 * day))
+    b.backup("20251202T000000", keep=b"full", **done(1, 4, 4, t0 - 39 * day))
+    b.backup("20251203T000000", **done(1, 6, 6, t0 - 38 * day))
+    b.backup("20251204T000000", **done(1, 8, 8, t0 - 37 * day))
+    b.objects["deep//pg/base/20251203T000000/annotations/keep"] = b"standalone"
+    b.segments(1, 1, 9)
+    out.append(scenario("trailing_slash_keep", b, "UTC", t0, [
+        ["-r", "REDUNDANCY 1"], ["-b", "20251202T000000"], ["-b", "20251203T000000"],
+    ]))
+
     # Minimum redundancy: OBSOLETE* and its warning, REDUNDANCY below -m,
     # REDUNDANCY 0 deletes every DONE backup, -b refusals (FAILED counts).
     b = Bucket("", "pg")
@@ -432,7 +445,6 @@ def handmade():
         ["-r", "RECOVERY WINDOW OF 200000000 WEEKS"], ["-r", "recovery  window of 3  months "],
         ["-r", "RECOVERY WINDOW OF 1 DAYSS"], ["-r", "REDUNDANCY -1"], ["-r", "main"],
         ["-r", "redundancy 99999999999999999999999"], ["-r", "RECOVERY WINDOW OF 1 WEE\u212aS"],
-        ["-r", "30d"],
     ]))
     b = Bucket("", "pg")
     b.backup("20251201T000000", status="FAILED")
