@@ -21,6 +21,7 @@
 mod backup;
 mod catalog;
 mod common;
+mod delete;
 mod sidecar;
 mod tags;
 mod wal;
@@ -32,6 +33,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 pub use backup::{BackupArgs, RestoreArgs, parse_size};
 pub use catalog::{CheckWalArchiveArgs, KeepArgs, ListArgs, ShowArgs, StatusArgs};
 pub use common::CommonArgs;
+pub use delete::{DeleteArgs, PruneArgs};
 pub use sidecar::SidecarArgs;
 pub use wal::{WALPUSH_DEFAULT_GZIP_LEVEL, WalArchiveArgs, WalRestoreArgs};
 
@@ -52,6 +54,7 @@ pub enum Program {
     BarmanShow,
     BarmanKeep,
     BarmanCheckWalArchive,
+    BarmanDelete,
 }
 
 impl Program {
@@ -69,6 +72,7 @@ impl Program {
             "barman-cloud-backup-show" => Program::BarmanShow,
             "barman-cloud-backup-keep" => Program::BarmanKeep,
             "barman-cloud-check-wal-archive" => Program::BarmanCheckWalArchive,
+            "barman-cloud-backup-delete" => Program::BarmanDelete,
             _ => Program::Barnacle,
         }
     }
@@ -86,6 +90,7 @@ impl Program {
             Program::BarmanShow => "barman-cloud-backup-show",
             Program::BarmanKeep => "barman-cloud-backup-keep",
             Program::BarmanCheckWalArchive => "barman-cloud-check-wal-archive",
+            Program::BarmanDelete => "barman-cloud-backup-delete",
         }
     }
 
@@ -130,6 +135,10 @@ enum BarnacleCommand {
     CheckWalArchive(Box<CheckWalArchiveArgs>),
     /// What CloudNativePG shows: first recoverability point, last successful backup.
     Status(Box<StatusArgs>),
+    /// Delete one backup, or every backup a retention policy makes obsolete (barman-cloud-backup-delete).
+    Delete(Box<DeleteArgs>),
+    /// Apply a retention policy and print one summary line (for cron).
+    Prune(Box<PruneArgs>),
     /// Run beside PostgreSQL: push WAL ahead, scheduled backups and retention, metrics.
     Sidecar(Box<SidecarArgs>),
 }
@@ -170,6 +179,12 @@ pub enum Invocation {
     Sidecar {
         args: Box<SidecarArgs>,
     },
+    Delete {
+        args: Box<DeleteArgs>,
+    },
+    Prune {
+        args: Box<PruneArgs>,
+    },
 }
 
 impl Invocation {
@@ -186,6 +201,8 @@ impl Invocation {
             Invocation::CheckWalArchive { args } => &args.common,
             Invocation::Status { args } => &args.common,
             Invocation::Sidecar { args } => &args.common,
+            Invocation::Delete { args } => &args.common,
+            Invocation::Prune { args } => &args.common,
         }
     }
 }
@@ -253,6 +270,9 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, ParseFailure> {
         Program::BarmanRestore => Ok(Invocation::Restore {
             args: Box::new(parse_with(program, argv)?),
         }),
+        Program::BarmanDelete => Ok(Invocation::Delete {
+            args: Box::new(parse_with(program, argv)?),
+        }),
         Program::BarmanList => Ok(Invocation::List {
             args: Box::new(parse_with(program, argv)?),
         }),
@@ -284,6 +304,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, ParseFailure> {
                 BarnacleCommand::CheckWalArchive(args) => Invocation::CheckWalArchive { args },
                 BarnacleCommand::Status(args) => Invocation::Status { args },
                 BarnacleCommand::Sidecar(args) => Invocation::Sidecar { args },
+                BarnacleCommand::Delete(args) => Invocation::Delete { args },
+                BarnacleCommand::Prune(args) => Invocation::Prune { args },
             })
         }
     }
@@ -319,6 +341,9 @@ mod tests {
             "barnacle check-wal-archive --timeline 2 s3://b srv",
             "barnacle status --format json s3://b srv",
             "barnacle sidecar --pgdata /pg --backup-compression lz4 s3://b srv",
+            "barnacle delete -r 30d --dry-run s3://b srv",
+            "barnacle prune -r 4w s3://b srv",
+            "barman-cloud-backup-delete -b latest -m 1 s3://b srv",
         ] {
             assert!(parse(argv(line)).is_ok(), "{line}");
         }

@@ -5,6 +5,7 @@
 
 mod backup;
 mod catalog;
+mod delete;
 mod sidecar;
 pub mod wal;
 
@@ -45,19 +46,39 @@ pub async fn run(invocation: Invocation) -> Result<Report, Error> {
         Invocation::CheckWalArchive { args } => catalog::check_wal_archive(&args).await,
         Invocation::Status { args } => catalog::status(&args).await,
         Invocation::Sidecar { args } => sidecar::sidecar(&args).await,
+        Invocation::Delete { args } => delete::delete(&args).await,
+        Invocation::Prune { args } => delete::prune(&args).await,
     }
 }
 
-/// The retention run the sidecar schedules (see `retention`).
+/// The retention run the sidecar schedules: the policy applied like `prune`.
 fn retention_job(
-    _store: Store,
-    _prefix: crate::layout::ServerPrefix,
+    store: Store,
+    prefix: crate::layout::ServerPrefix,
+    server: String,
     policy: &str,
-    _minimum_redundancy: u32,
+    minimum_redundancy: u32,
 ) -> Result<crate::daemon::schedule::RetentionJob, Error> {
-    Err(Error::Usage(format!(
-        "retention policy '{policy}': scheduled retention needs the retention executor"
-    )))
+    crate::retention::parse_policy(policy).map_err(|e| Error::Usage(e.barman_log()))?;
+    let policy = policy.to_string();
+    Ok(std::sync::Arc::new(move || {
+        let (store, prefix, server, policy) = (
+            store.clone(),
+            prefix.clone(),
+            server.clone(),
+            policy.clone(),
+        );
+        Box::pin(async move {
+            delete::scheduled(
+                &store,
+                &prefix,
+                &server,
+                &policy,
+                u64::from(minimum_redundancy),
+            )
+            .await
+        })
+    }))
 }
 
 /// Opens the store of `url` with the common options.

@@ -81,6 +81,7 @@ pub(super) async fn sidecar(args: &SidecarArgs) -> Result<Report, Error> {
             super::retention_job(
                 store.clone(),
                 prefix.clone(),
+                args.server_name.clone(),
                 policy,
                 args.minimum_redundancy,
             )?,
