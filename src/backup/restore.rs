@@ -214,13 +214,41 @@ async fn extract_part(
     let mut stream = store.get_stream(key).await?;
     let (tx, rx) = mpsc::channel(8);
     let (key_owned, dest) = (key.to_string(), dest.to_path_buf());
-    let extractor = tokio::task::spawn_blocking(move || {
+    // Decompression and extraction run on two threads, handing over 1 MiB
+    // buffers: inflating and writing the files each take about half the time.
+    let (plain_tx, plain_rx) = mpsc::channel::<Result<Bytes, StorageError>>(4);
+    let decompressor = tokio::task::spawn_blocking(move || -> io::Result<()> {
         let reader = ChannelReader {
             rx,
             current: Bytes::new(),
         };
-        let decoded = codec::decoder(compression, reader)?;
-        extract_tar(decoded, &dest)
+        let mut decoded = codec::decoder(compression, reader)?;
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut filled = 0;
+            while filled < buf.len() {
+                match decoded.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if filled == 0 {
+                return Ok(());
+            }
+            buf.truncate(filled);
+            if plain_tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                return Ok(());
+            }
+        }
+    });
+    let extractor = tokio::task::spawn_blocking(move || {
+        let reader = ChannelReader {
+            rx: plain_rx,
+            current: Bytes::new(),
+        };
+        extract_tar(reader, &dest)
     });
     while let Some(chunk) = stream.next().await {
         if let Ok(data) = &chunk {
@@ -232,6 +260,16 @@ async fn extract_part(
         }
     }
     drop(tx);
+    let decoded = decompressor.await.map_err(|e| RestoreError::Archive {
+        key: key_owned.clone(),
+        detail: e.to_string(),
+    })?;
+    if let Err(e) = decoded {
+        return Err(RestoreError::Archive {
+            key: key_owned,
+            detail: format!("cannot decompress: {e}"),
+        });
+    }
     let stats = extractor
         .await
         .map_err(|e| RestoreError::Archive {

@@ -101,18 +101,16 @@ async fn send_parts(
     upload: &mut Option<super::MultipartUpload>,
 ) -> Result<Uploaded> {
     let jobs = opts.jobs.max(1);
-    let mut buffer = BytesMut::new();
+    // Each part is filled into a buffer of exactly its size and handed off
+    // whole, so no part keeps a larger allocation alive.
+    let mut buffer = BytesMut::with_capacity(part_size(opts.base_part_size, 0));
     let mut total: u64 = 0;
     let mut in_flight = FuturesUnordered::new();
     let mut parts = 0usize;
     loop {
-        let ended = match rx.recv().await {
-            Some(Chunk::Data(chunk)) => {
-                total += chunk.len() as u64;
-                buffer.extend_from_slice(&chunk);
-                false
-            }
-            Some(Chunk::End) => true,
+        let (chunk, ended) = match rx.recv().await {
+            Some(Chunk::Data(chunk)) => (chunk, false),
+            Some(Chunk::End) => (Bytes::new(), true),
             None => {
                 return Err(StorageError::Request {
                     op: "UPLOAD",
@@ -121,10 +119,16 @@ async fn send_parts(
                 });
             }
         };
-        // Send every full part (and, at the end, the rest if a multipart upload is open).
+        total += chunk.len() as u64;
+        let mut rest = &chunk[..];
         loop {
             let size = part_size(opts.base_part_size, parts);
+            let room = size.saturating_sub(buffer.len());
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            buffer.extend_from_slice(now);
+            rest = later;
             let full = buffer.len() >= size;
+            // At the end, the rest goes as the last part if a multipart upload is open.
             let last = ended && !buffer.is_empty() && upload.is_some();
             if !(full || last) {
                 break;
@@ -132,8 +136,8 @@ async fn send_parts(
             if upload.is_none() {
                 *upload = Some(store.create_multipart(key, attrs).await?);
             }
-            let take = if full { size } else { buffer.len() };
-            let part = buffer.split_to(take).freeze();
+            let next = part_size(opts.base_part_size, parts + 1);
+            let part = std::mem::replace(&mut buffer, BytesMut::with_capacity(next)).freeze();
             if let Some(u) = upload.as_mut() {
                 in_flight.push(u.put_part(part));
             }
@@ -142,6 +146,9 @@ async fn send_parts(
                 if let Some(result) = in_flight.next().await {
                     result?;
                 }
+            }
+            if rest.is_empty() && !ended {
+                break;
             }
         }
         if ended {
