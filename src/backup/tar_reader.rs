@@ -155,6 +155,7 @@ impl Extractor<'_> {
                     .create_new(true)
                     .mode(0o600)
                     .open(&abs)?;
+                preallocate(&file, entry.size());
                 let n = self.copy(&mut entry, &mut file)?;
                 file.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))?;
                 file.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -286,6 +287,22 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> 
     }
     x.finish_dirs()?;
     Ok(x.stats)
+}
+
+/// Allocates a file's blocks up front (ext4 then skips delayed allocation,
+/// a seventh of a restore's time in the profile); only a hint.
+fn preallocate(file: &File, size: u64) {
+    use std::os::unix::io::AsRawFd;
+    if size == 0 {
+        return;
+    }
+    let Ok(len) = libc::off_t::try_from(size) else {
+        return;
+    };
+    // SAFETY: a valid open file descriptor; posix_fallocate does not touch memory.
+    unsafe {
+        libc::posix_fallocate(file.as_raw_fd(), 0, len);
+    }
 }
 
 #[cfg(test)]
