@@ -17,17 +17,7 @@ pub struct Primary {
 
 pub fn primary(archive: &Archive, name: &str, scale: u32) -> Primary {
     let dir = harness::scratch(name);
-    let archive_command = format!(
-        "{} {} {} %p",
-        archive.command_line("walpush", ""),
-        archive.url(),
-        archive.server
-    );
-    let pg = PgCluster::new(&dir.join("pg"), |c| {
-        c.set("archive_mode", "on")
-            .set("archive_command", &archive_command)
-            .envs(archive.s3.env());
-    });
+    let pg = archive.archiving_cluster(&dir.join("pg"));
     let tablespace = dir.join("ts1");
     fs::create_dir(&tablespace).expect("create tablespace dir");
     harness::chown_postgres(&tablespace);

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{self, PgCluster, S3Kind};
+use crate::harness::{self, S3Kind};
 use crate::support::{Archive, run, same_output};
 
 #[test]
@@ -17,17 +17,7 @@ fn list_show_keep_and_check_agree_with_barman() {
     // An empty archive passes the check in both tools.
     same_output(&archive, "barman-cloud-check-wal-archive", &[], &[], 0);
 
-    let archive_command = format!(
-        "{} {} {} %p",
-        archive.command_line("walpush", ""),
-        archive.url(),
-        archive.server
-    );
-    let pg = PgCluster::new(&dir.join("pg"), |c| {
-        c.set("archive_mode", "on")
-            .set("archive_command", &archive_command)
-            .envs(archive.s3.env());
-    });
+    let pg = archive.archiving_cluster(&dir.join("pg"));
     pg.pgbench(&["-i", "-s", "1", "-q"]);
     let backup = |name: Option<&str>| {
         let mut cmd = archive.barman(

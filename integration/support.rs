@@ -128,6 +128,21 @@ impl Archive {
         )
     }
 
+    /// A PostgreSQL cluster in `dir` archiving into this archive with walpush.
+    pub fn archiving_cluster(&self, dir: &Path) -> PgCluster {
+        let archive_command = format!(
+            "{} {} {} %p",
+            self.command_line("walpush", ""),
+            self.url(),
+            self.server
+        );
+        PgCluster::new(dir, |c| {
+            c.set("archive_mode", "on")
+                .set("archive_command", &archive_command)
+                .envs(self.s3.env());
+        })
+    }
+
     /// Every key under the server's prefix.
     pub fn keys(&self) -> Vec<String> {
         self.s3
