@@ -15,9 +15,9 @@
 
 pub mod exclude;
 mod names;
-pub mod tar_header;
 pub mod restore;
 pub mod take;
+pub mod tar_header;
 pub mod tar_reader;
 pub mod tar_writer;
 pub mod upload_parts;
