@@ -51,6 +51,35 @@ fn http_kind(err: &(dyn StdError + 'static)) -> Option<HttpErrorKind> {
     None
 }
 
+/// Whether a request failed in a way that leaves its effect unknown: a timeout, or the
+/// connection cut once the request was (perhaps) sent. `object_store` retries these only for
+/// idempotent requests, so never for a conditional `PutObject` (`If-None-Match: *`), which
+/// is nevertheless safe to send again: a copy that did land answers 412.
+pub(super) fn is_ambiguous(err: &object_store::Error) -> bool {
+    matches!(
+        http_kind(err),
+        Some(HttpErrorKind::Timeout | HttpErrorKind::Interrupted)
+    )
+}
+
+/// Whether reading a response body failed in transit (a reset or a truncated answer).
+/// `object_store` retries sending a request, and re-reads object bodies, but it gives up at
+/// once when the body of a list (or multipart) answer breaks: its errors then read
+/// "Error getting … response body" with the transport error below.
+pub(super) fn is_body_error(err: &object_store::Error) -> bool {
+    if http_kind(err).is_none() {
+        return false;
+    }
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.to_string().contains("response body") {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
 /// A short detail: the S3 code and message when there is one, else the chain.
 fn detail(err: &object_store::Error) -> (Option<String>, String) {
     let full = chain_text(err);
@@ -154,6 +183,42 @@ mod tests {
             classify(err, "GET", "k", "b", "e"),
             StorageError::NotFound { .. }
         ));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("Error getting list response body: {source}")]
+    struct ListBody {
+        source: HttpError,
+    }
+
+    #[test]
+    fn body_errors_and_ambiguous_failures_are_recognised() {
+        let cut = || {
+            HttpError::new(
+                HttpErrorKind::Interrupted,
+                std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+            )
+        };
+        let body = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(ListBody { source: cut() }),
+        };
+        assert!(is_body_error(&body));
+        assert!(is_ambiguous(&body));
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(HttpError::new(
+                HttpErrorKind::Connect,
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            )),
+        };
+        assert!(!is_body_error(&refused));
+        assert!(!is_ambiguous(&refused));
+        let missing = object_store::Error::NotFound {
+            path: "k".into(),
+            source: "404 response body".into(),
+        };
+        assert!(!is_body_error(&missing));
     }
 
     #[test]

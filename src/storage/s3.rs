@@ -24,14 +24,14 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::list::{PaginatedListOptions, PaginatedListResult, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, BackoffConfig, Certificate, ClientOptions, GetOptions, ObjectStore,
     ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, RetryConfig, TagSet,
 };
 
-use super::describe::classify;
+use super::describe::{classify, is_ambiguous, is_body_error};
 use super::{
     BucketState, DirListing, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result,
     SHA256_METADATA_KEY, StorageError, StoredObject, profile,
@@ -74,6 +74,15 @@ pub(super) struct S3Backend {
     bucket_url: String,
     region: String,
     client: ClientOptions,
+}
+
+/// Extra attempts for what object_store does not retry itself (see [`S3Backend::put`] and
+/// [`S3Backend::list_page`]).
+const TRANSIT_RETRIES: u32 = 2;
+
+/// The pause before extra attempt `n` (from 1): 200 ms, 400 ms.
+fn transit_backoff(n: u32) -> Duration {
+    Duration::from_millis(100 << n.min(5))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -317,11 +326,26 @@ impl S3Backend {
             attributes,
             ..Default::default()
         };
-        match self
-            .store
-            .put_opts(&Path::from(key), body.into(), opts)
-            .await
-        {
+        let payload = object_store::PutPayload::from(body);
+        let mut attempt = 0;
+        let sent = loop {
+            match self
+                .store
+                .put_opts(&Path::from(key), payload.clone(), opts.clone())
+                .await
+            {
+                // A conditional put that timed out or lost its connection is not retried by
+                // object_store (not idempotent), but sending it again is safe: a copy that
+                // did land answers 412, which the caller then compares.
+                Err(e) if create && attempt < TRANSIT_RETRIES && is_ambiguous(&e) => {
+                    attempt += 1;
+                    tracing::info!(key, error = %super::describe::chain_text(&e), "conditional PUT interrupted; sending it again");
+                    tokio::time::sleep(transit_backoff(attempt)).await;
+                }
+                other => break other,
+            }
+        };
+        match sent {
             Ok(_) => Ok(PutOutcome::Created),
             Err(
                 object_store::Error::AlreadyExists { .. }
@@ -365,6 +389,27 @@ impl S3Backend {
         }
     }
 
+    /// One page of a listing. object_store retries the request but not the reading of its
+    /// answer: a page whose body breaks in transit (a reset, a truncated answer) is asked
+    /// for again here, a few times.
+    async fn list_page(
+        &self,
+        prefix: Option<&str>,
+        opts: PaginatedListOptions,
+    ) -> object_store::Result<PaginatedListResult> {
+        let mut attempt = 0;
+        loop {
+            match self.store.list_paginated(prefix, opts.clone()).await {
+                Err(e) if attempt < TRANSIT_RETRIES && is_body_error(&e) => {
+                    attempt += 1;
+                    tracing::info!(prefix, error = %super::describe::chain_text(&e), "listing answer broken in transit; asking again");
+                    tokio::time::sleep(transit_backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub(super) async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>> {
         let mut out = Vec::new();
         let mut token = None;
@@ -374,8 +419,7 @@ impl S3Backend {
                 ..Default::default()
             };
             let page = self
-                .store
-                .list_paginated(Some(prefix), opts)
+                .list_page(Some(prefix), opts)
                 .await
                 .map_err(|e| self.err(e, "LIST", prefix))?;
             out.extend(page.result.objects.into_iter().map(|m| ListedObject {
@@ -394,7 +438,7 @@ impl S3Backend {
             max_keys: Some(1),
             ..Default::default()
         };
-        match self.store.list_paginated(None, opts).await {
+        match self.list_page(None, opts).await {
             Ok(_) => Ok(BucketState::Exists),
             Err(e) => match self.err(e, "LIST", "/") {
                 StorageError::NoSuchBucket { .. } | StorageError::NotFound { .. } => {
@@ -475,8 +519,7 @@ impl S3Backend {
                 ..Default::default()
             };
             let page = self
-                .store
-                .list_paginated(Some(prefix), opts)
+                .list_page(Some(prefix), opts)
                 .await
                 .map_err(|e| self.err(e, "LIST", prefix))?;
             out.objects
