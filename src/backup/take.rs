@@ -292,10 +292,16 @@ async fn copy_and_stop(
         .map(|mut u| std::mem::take(&mut *u))
         .unwrap_or_default();
     let mut stored = 0u64;
+    // An upload that failed on its own (a store error) is the cause: the copy then fails
+    // writing into it, and the other uploads are interrupted (they abort themselves).
     let mut upload_error = None;
+    let mut interrupted = None;
     for (key, task) in started {
         match task.await {
             Ok(Ok(done)) => stored += done.bytes,
+            Ok(Err(e @ StorageError::Request { op: "UPLOAD", .. })) => {
+                interrupted.get_or_insert(format!("{key}: {e}"));
+            }
             Ok(Err(e)) => {
                 upload_error.get_or_insert(format!("{key}: {e}"));
             }
@@ -307,8 +313,11 @@ async fn copy_and_stop(
     if opts.cancel.load(Ordering::Relaxed) {
         return Err("KeyboardInterrupt".to_string());
     }
-    copy.map_err(|e| format!("copy task failed: {e}"))??;
     if let Some(e) = upload_error {
+        return Err(e);
+    }
+    copy.map_err(|e| format!("copy task failed: {e}"))??;
+    if let Some(e) = interrupted {
         return Err(e);
     }
     let stop = stop?;
