@@ -7,7 +7,7 @@ use super::{Report, connectivity_test, open};
 use crate::backup::restore::{
     RecoverySettings, RestoreError, RestoreOptions, choose_auto, restore_backup,
 };
-use crate::backup::take::{BackupError, BackupOptions, take_backup};
+use crate::backup::take::{BackupOptions, take_backup};
 use crate::catalog::load::load;
 use crate::cli::{BackupArgs, RestoreArgs};
 use crate::error::Error;
@@ -82,7 +82,8 @@ pub(super) async fn backup(args: &BackupArgs, default_gzip: bool) -> Result<Repo
             tracing::info!(backup_id = %done.backup_id, bytes = done.bytes_stored, "backup completed");
             Ok(Report::code(0))
         }
-        Err(BackupError::Storage(e)) => Err(e.into()),
+        // Barman's tool exits 1 for any failure once connected to PostgreSQL: a store
+        // that refuses or loses the STARTED or final backup.info included.
         Err(e) => {
             tracing::error!("Backup failed: {e}");
             Ok(Report::code(1))
