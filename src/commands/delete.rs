@@ -9,7 +9,8 @@ use crate::cli::{DeleteArgs, PruneArgs};
 use crate::error::Error;
 use crate::layout::ServerPrefix;
 use crate::retention::{
-    Inventory, Mode, Plan, Removed, Request, execute, parse_policy, plan, render_dry_run,
+    ExecuteError, Inventory, Mode, Plan, Removed, Request, execute, parse_policy, plan,
+    render_dry_run,
 };
 use crate::storage::Store;
 
@@ -78,7 +79,15 @@ async fn run_request(
             Removed::default(),
         ));
     }
-    let removed = execute(store, &planned, batch_size, &sizes).await?;
+    let removed = match execute(store, &planned, batch_size, &sizes).await {
+        Ok(removed) => removed,
+        // Barman: "Could not delete backup …", exit 1.
+        Err(e @ ExecuteError::Backup { .. }) => {
+            tracing::error!("{e}");
+            return Ok((Report::code(1), Removed::default()));
+        }
+        Err(ExecuteError::Storage(e)) => return Err(e.into()),
+    };
     Ok((Report::code(planned.exit_code() as u8), removed))
 }
 

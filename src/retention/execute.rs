@@ -11,6 +11,22 @@ use std::collections::HashMap;
 use super::outcome::Plan;
 use crate::storage::{StorageError, Store};
 
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// Deleting a backup's files or its `backup.info` failed: Barman's "Could not delete
+    /// backup", exit 1 (the backup stays listed; a re-run finishes it).
+    #[error("Could not delete backup {backup_id}: {source}")]
+    Backup {
+        backup_id: String,
+        #[source]
+        source: StorageError,
+    },
+    /// Listing or deleting WAL failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
 /// What a run removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Removed {
@@ -26,19 +42,28 @@ pub async fn execute(
     plan: &Plan,
     batch_size: usize,
     sizes: &HashMap<String, u64>,
-) -> Result<Removed, StorageError> {
+) -> Result<Removed, ExecuteError> {
     let mut removed = Removed::default();
     let size_of = |keys: &[String]| keys.iter().filter_map(|k| sizes.get(k)).sum::<u64>();
     for deletion in &plan.deletions {
+        let backup_failed = |source| ExecuteError::Backup {
+            backup_id: deletion.backup_id.clone(),
+            source,
+        };
         if let Some(label) = &deletion.snapshot_backup_label {
             store
                 .delete_many(std::slice::from_ref(label), batch_size)
-                .await?;
+                .await
+                .map_err(backup_failed)?;
         }
-        store.delete_many(&deletion.files, batch_size).await?;
+        store
+            .delete_many(&deletion.files, batch_size)
+            .await
+            .map_err(backup_failed)?;
         store
             .delete_many(std::slice::from_ref(&deletion.backup_info), batch_size)
-            .await?;
+            .await
+            .map_err(backup_failed)?;
         removed.backups += 1;
         removed.bytes +=
             size_of(&deletion.files) + size_of(std::slice::from_ref(&deletion.backup_info));

@@ -77,7 +77,7 @@ mod tests;
 use std::collections::{BTreeSet, HashSet};
 
 pub use dry_run::render_dry_run;
-pub use execute::{Removed, execute};
+pub use execute::{ExecuteError, Removed, execute};
 pub use outcome::{Abort, BackupDeletion, Crash, Mode, Plan, PlanError, Request, Warning};
 pub use planner::{check_catalog, plan, retention_report};
 pub use policy::{Policy, PolicyError, RecoveryWindow, WindowUnit, cnpg_to_barman, parse_policy};
