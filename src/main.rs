@@ -43,10 +43,7 @@ fn main() -> ExitCode {
     let common = invocation.common();
     logging::init(common.verbosity(), common.log_format, redactor.clone());
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match build_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -69,5 +66,26 @@ fn main() -> ExitCode {
             tracing::error!("{}", redactor.redact(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// The runtime. tokio panics instead of failing when its signal driver cannot get a socket
+/// pair (too many open files): that becomes an error here, not a panic message.
+fn build_runtime() -> Result<tokio::runtime::Runtime, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let built = std::panic::catch_unwind(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    });
+    std::panic::set_hook(hook);
+    match built {
+        Ok(runtime) => runtime.map_err(|e| e.to_string()),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the runtime could not be built".into())),
     }
 }
