@@ -25,12 +25,13 @@ pub enum LogFormat {
 }
 
 /// Environment variables whose values are credentials.
-const SECRET_VARS: [&str; 5] = [
+const SECRET_VARS: [&str; 6] = [
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_ACCESS_KEY_ID",
     "ACCESS_SECRET_KEY",
     "ACCESS_KEY_ID",
+    "PGPASSWORD",
 ];
 
 /// Masks credential values in text.
@@ -136,10 +137,17 @@ fn level_for(verbosity: i8) -> &'static str {
     }
 }
 
+/// The default filter: `level` for everything but rustls-platform-verifier, which logs an
+/// ERROR line of its own for every failed certificate check, once per retry; the error
+/// barnacle finally reports names the same rustls reason, on one line.
+fn default_directives(level: &str) -> String {
+    format!("{level},rustls_platform_verifier=off")
+}
+
 /// Installs the global subscriber. Safe to call once per process.
 pub fn init(verbosity: i8, format: LogFormat, redactor: Redactor) {
     let filter = EnvFilter::try_from_env("BARNACLE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(level_for(verbosity)));
+        .unwrap_or_else(|_| EnvFilter::new(default_directives(level_for(verbosity))));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
@@ -175,5 +183,14 @@ mod tests {
         assert_eq!(level_for(3), "debug");
         assert_eq!(level_for(-1), "error");
         assert_eq!(level_for(-2), "off");
+    }
+
+    #[test]
+    fn certificate_failures_are_reported_once_not_per_retry() {
+        assert_eq!(
+            default_directives("warn"),
+            "warn,rustls_platform_verifier=off"
+        );
+        assert!(EnvFilter::try_new(default_directives("off")).is_ok());
     }
 }
