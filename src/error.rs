@@ -78,6 +78,10 @@ pub enum Error {
         archived: String,
         local: String,
     },
+    /// A base-backup archive that could not be restored: unreadable, corrupt, or its files
+    /// could not be written.
+    #[error("cannot restore {key}: {detail}")]
+    Restore { key: String, detail: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -98,6 +102,7 @@ impl Error {
             | Error::Decompress { .. }
             | Error::ChecksumMismatch { .. }
             | Error::Conflict { .. }
+            | Error::Restore { .. }
             | Error::Internal(_) => 4,
         }
     }

@@ -139,7 +139,10 @@ pub(super) async fn restore(args: &RestoreArgs) -> Result<Report, Error> {
             Ok(Report::code(1))
         }
         Err(RestoreError::Storage(e)) => Err(e.into()),
-        Err(e) => Err(Error::Internal(e.to_string())),
+        // The destination (or a tablespace) cannot be written: a full disk, a file where a
+        // directory should be, too many open files. Barman's exit code for those is 4.
+        Err(RestoreError::Io { path, source }) => Err(Error::WriteFile { path, source }),
+        Err(RestoreError::Archive { key, detail }) => Err(Error::Restore { key, detail }),
     }
 }
 
