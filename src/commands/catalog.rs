@@ -91,7 +91,13 @@ pub(super) async fn keep(args: &KeepArgs) -> Result<Report, Error> {
         Some("standalone") => KeepTarget::Standalone,
         _ => KeepTarget::Full,
     };
-    let status = catalog.get(&id).and_then(|i| i.status.clone());
+    // Barman crashes on a backup that does not exist (`'NoneType' object has no attribute
+    // 'status'`, exit 4): the same exit code, with a sentence.
+    let Some(info) = catalog.get(&id) else {
+        tracing::error!("Backup {id} for server {} does not exist", args.server_name);
+        return Ok(Report::code(4));
+    };
+    let status = info.status.clone();
     if status != Some(BackupStatus::Done) {
         let shown = status.map_or("None".to_string(), |s| s.to_string());
         tracing::error!(
