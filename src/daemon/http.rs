@@ -1,5 +1,6 @@
 //! The sidecar's HTTP endpoints: `/metrics` (Prometheus text format),
-//! `/healthz` (the process runs) and `/readyz` (the store answers).
+//! `/healthz` (the process runs) and `/readyz` (the store answers). Nothing else: other
+//! paths answer 404, other methods than GET and HEAD 405; no request changes anything.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,6 +36,20 @@ fn response(status: StatusCode, content_type: &str, body: String) -> Response<Fu
 }
 
 fn handle(state: &HttpState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    // Read-only endpoints: anything but GET (and HEAD, which hyper answers without a body)
+    // is refused before the path is looked at.
+    if !matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
+        let mut r = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n".into(),
+        );
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, HEAD"),
+        );
+        return r;
+    }
     match req.uri().path() {
         "/metrics" => {
             if let Some(spool) = &state.spool_dir {
