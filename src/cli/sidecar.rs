@@ -88,7 +88,8 @@ pub struct SidecarArgs {
     #[arg(long = "pguser", env = "PGUSER")]
     pub pguser: Option<String>,
     /// Database (or conninfo) for backups.
-    #[arg(long = "pgdatabase", env = "PGDATABASE")]
+    // A conninfo may carry `password=`: --help must not show the variable's value.
+    #[arg(long = "pgdatabase", env = "PGDATABASE", hide_env_values = true)]
     pub pgdatabase: Option<String>,
     /// Retention policy run on a schedule: REDUNDANCY N, RECOVERY WINDOW OF N DAYS, or 30d/4w/3m.
     #[arg(long = "retention-policy", env = "BARNACLE_RETENTION_POLICY")]
