@@ -26,6 +26,7 @@ pub(super) fn parse(text: &str) -> Result<PyValue, PyLiteralError> {
         src: text,
         pos: 0,
         depth: 0,
+        nesting: 0,
     };
     if text.contains('\0') {
         return Err(p.err("source code string cannot contain null bytes"));
@@ -60,7 +61,19 @@ struct Parser<'a> {
     pos: usize,
     /// Bracket nesting: newlines are whitespace only inside brackets.
     depth: usize,
+    /// Nested expressions being parsed (brackets and signs): bounded by
+    /// [`MAX_NESTING`], so a hostile text is an error, not a stack overflow.
+    nesting: usize,
 }
+
+/// CPython's tokenizer refuses more than 200 nested brackets ("too many
+/// nested parentheses", its `MAXLEVEL`), so `ast.literal_eval`, and Barman
+/// reading a `backup.info`, fail there too.
+const MAX_BRACKETS: usize = 200;
+
+/// A bound on recursion for what brackets do not count: chains of signs
+/// (`----1`), which Python refuses anyway (a sign applies to a number only).
+const MAX_NESTING: usize = 1000;
 
 impl<'a> Parser<'a> {
     fn err(&self, reason: &str) -> PyLiteralError {
@@ -123,7 +136,26 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Counts an opened bracket; more than [`MAX_BRACKETS`] is an error.
+    fn open_bracket(&mut self) -> Result<(), PyLiteralError> {
+        if self.depth >= MAX_BRACKETS {
+            return Err(self.err("too many nested parentheses"));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
     fn expr_inner(&mut self) -> Result<(PyValue, Node), PyLiteralError> {
+        if self.nesting >= MAX_NESTING {
+            return Err(self.err("too deeply nested"));
+        }
+        self.nesting += 1;
+        let result = self.expr_node();
+        self.nesting -= 1;
+        result
+    }
+
+    fn expr_node(&mut self) -> Result<(PyValue, Node), PyLiteralError> {
         self.skip_ws();
         match self.peek() {
             Some(sign @ ('-' | '+')) => {
@@ -185,7 +217,7 @@ impl<'a> Parser<'a> {
         close: char,
     ) -> Result<(Vec<PyValue>, bool, Node), PyLiteralError> {
         self.eat(open);
-        self.depth += 1;
+        self.open_bracket()?;
         let mut items = Vec::new();
         let mut trailing = false;
         let mut last_node = Node::Other;
@@ -215,7 +247,7 @@ impl<'a> Parser<'a> {
 
     fn dict(&mut self) -> Result<PyValue, PyLiteralError> {
         self.eat('{');
-        self.depth += 1;
+        self.open_bracket()?;
         let mut pairs = Vec::new();
         loop {
             self.skip_ws();

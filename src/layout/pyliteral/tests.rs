@@ -21,6 +21,25 @@ fn parse_then_repr_matches_cpython_on_every_recorded_case() {
 }
 
 #[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    // CPython: 200 nested brackets parse, 201 are "too many nested parentheses".
+    for open in ["[", "(", "{1: "] {
+        let close = match open {
+            "[" => "]",
+            "(" => ",)",
+            _ => "}",
+        };
+        let nested = |n: usize| format!("{}0{}", open.repeat(n), close.repeat(n));
+        assert!(PyValue::parse(&nested(200)).is_ok(), "{open} x 200");
+        let err = PyValue::parse(&nested(201)).expect_err("201 levels");
+        assert!(err.reason.contains("too many nested parentheses"), "{err}");
+        // Far deeper than any stack allows: an error, not a stack overflow.
+        assert!(PyValue::parse(&nested(1_000_000)).is_err());
+    }
+    assert!(PyValue::parse(&format!("{}1", "-".repeat(1_000_000))).is_err());
+}
+
+#[test]
 fn repr_of_constructed_values() {
     let v = PyValue::List(vec![PyValue::Tuple(vec![
         PyValue::Str("ts1".into()),
