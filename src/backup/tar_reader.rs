@@ -155,7 +155,7 @@ impl Extractor<'_> {
                     .create_new(true)
                     .mode(0o600)
                     .open(&abs)?;
-                preallocate(&file, entry.size());
+                preallocate(&file, preallocation(entry.size()));
                 let n = self.copy(&mut entry, &mut file)?;
                 file.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))?;
                 file.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -241,7 +241,13 @@ fn member_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<SystemTime
         }
     }
     let secs = entry.header().mtime()?;
-    Ok(UNIX_EPOCH + Duration::from_secs(secs))
+    // A GNU base-256 mtime can exceed what a SystemTime holds.
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs))
+        .ok_or_else(|| {
+            let name = entry.path_bytes().into_owned();
+            unsafe_path(&format!("modification time {secs} out of range"), &name)
+        })
 }
 
 /// `"1700000000.25"`, `"-1.5"`, `"42"` → a time (decimal, to the nanosecond).
@@ -289,6 +295,17 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> 
     Ok(x.stats)
 }
 
+/// The most [`preallocate`] reserves for one member: PostgreSQL's largest
+/// file (a relation segment, `RELSEG_SIZE`; WAL segments are at most as large).
+/// The size comes from the member's header, before any data: a corrupt or
+/// hostile header claiming terabytes must not reserve them.
+const MAX_PREALLOCATION: u64 = 1 << 30;
+
+/// How much to preallocate for a member whose header says `size`.
+fn preallocation(size: u64) -> u64 {
+    size.min(MAX_PREALLOCATION)
+}
+
 /// Allocates a file's blocks up front (ext4 then skips delayed allocation,
 /// a seventh of a restore's time in the profile); only a hint.
 fn preallocate(file: &File, size: u64) {
@@ -331,5 +348,41 @@ mod tests {
         );
         assert!(parse_pax_time(b"-1.5").is_some());
         assert!(parse_pax_time(b"x").is_none());
+    }
+
+    /// A one-member archive whose header claims `mtime` (GNU base-256 when
+    /// it does not fit in octal).
+    fn archive_with_mtime(mtime: u64) -> Vec<u8> {
+        let mut header = tar::Header::new_gnu();
+        header.set_path("f").unwrap();
+        header.set_size(1);
+        header.set_mode(0o600);
+        header.set_entry_type(EntryType::Regular);
+        header.set_mtime(mtime);
+        header.set_cksum();
+        let mut out = header.as_bytes().to_vec();
+        out.push(b'x');
+        out.resize(out.len() + 511 + 1024, 0);
+        out
+    }
+
+    #[test]
+    fn preallocation_trusts_a_header_only_up_to_a_relation_segment() {
+        assert_eq!(preallocation(0), 0);
+        assert_eq!(preallocation(8192), 8192);
+        assert_eq!(preallocation(1 << 30), 1 << 30);
+        assert_eq!(preallocation(8 << 40), 1 << 30);
+    }
+
+    #[test]
+    fn an_mtime_past_what_the_clock_holds_is_an_error_not_a_panic() {
+        let dest = std::env::temp_dir().join(format!("barnacle-tar-mtime-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dest);
+        let ok = extract_tar(&archive_with_mtime(1_700_000_000)[..], &dest).unwrap();
+        assert_eq!(ok.files, 1);
+        fs::remove_dir_all(&dest).unwrap();
+        let err = extract_tar(&archive_with_mtime(u64::MAX)[..], &dest).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        let _ = fs::remove_dir_all(&dest);
     }
 }
