@@ -45,6 +45,48 @@ pub(super) fn temp_path_for(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.barnacle-tmp.{}", std::process::id()))
 }
 
+/// Removes the temp files of `target` (see [`temp_path_for`]) that a
+/// process killed mid-write left behind: those whose PID is no longer alive.
+/// A SIGKILLed `restore_command` would otherwise leave one in `pg_wal` per
+/// kill, never reclaimed. Best effort: failures are ignored.
+pub(super) fn remove_stale_temps(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.barnacle-tmp.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let pid = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok());
+        if let Some(pid) = pid
+            && pid > 0
+            && !process_alive(pid)
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (`kill(pid, 0)` not answering ESRCH).
+fn process_alive(pid: libc::pid_t) -> bool {
+    if pid == std::process::id() as libc::pid_t {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 /// Moves `from` to `to` durably, copying when they are on different filesystems.
 pub(super) fn move_file(from: &Path, to: &Path) -> io::Result<()> {
     match fs::rename(from, to) {
@@ -95,5 +137,29 @@ mod tests {
         install(&target, &temp_path_for(&target), |f| f.write_all(b"whole")).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"whole");
         assert!(!temp_path_for(&target).exists());
+    }
+
+    #[test]
+    fn temps_of_dead_writers_are_removed_and_live_ones_kept() {
+        let d = dir();
+        let target = d.join("RECOVERYXLOG");
+        // A PID above the kernel's maximum (2^22) never names a live process.
+        let dead = d.join(".RECOVERYXLOG.barnacle-tmp.99999999");
+        let ours = temp_path_for(&target);
+        let parent = d.join(format!(
+            ".RECOVERYXLOG.barnacle-tmp.{}",
+            std::os::unix::process::parent_id()
+        ));
+        let other = d.join(".OTHER.barnacle-tmp.99999999");
+        for f in [&dead, &ours, &parent, &other] {
+            fs::write(f, b"partial").unwrap();
+        }
+        remove_stale_temps(&target);
+        assert!(!dead.exists(), "a dead writer's temp file stays");
+        assert!(
+            ours.exists() && parent.exists(),
+            "a live writer's temp file was removed"
+        );
+        assert!(other.exists(), "another target's temp file was removed");
     }
 }

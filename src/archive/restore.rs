@@ -139,6 +139,7 @@ pub async fn restore_wal(
     opts: &RestoreOptions,
 ) -> Result<RestoreOutcome> {
     let source = format!("{}/{}", store.location(), prefix.as_str());
+    files::remove_stale_temps(dest);
     if spool::take(&opts.spool_dir, wal.as_str(), dest, &source)? {
         tracing::info!(wal = %wal, "served from the spool");
         return Ok(RestoreOutcome::FromSpool);
