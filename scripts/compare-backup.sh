@@ -50,6 +50,7 @@
 #                created in target/compare-walpush-venv)
 #   PGBIN        PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
 #   NO_BUILD=1   skip `cargo build --release`
+#   BARNACLE     the barnacle binary to measure (default target/release/barnacle)
 #   KEEP=1       keep the work directory (cluster, store) after the run
 # Run as root (runuser starts the cluster as postgres). For steadier numbers on
 # a shared machine:
@@ -75,7 +76,7 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
     log "cargo build --release"
     (cd "$ROOT" && cargo build --release --quiet)
 fi
-BARNACLE=$ROOT/target/release/barnacle
+BARNACLE=${BARNACLE:-$ROOT/target/release/barnacle}
 [ -x "$BARNACLE" ] || { log "no $BARNACLE"; exit 1; }
 
 # 2. Barman and SeaweedFS.
