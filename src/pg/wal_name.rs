@@ -63,7 +63,8 @@ impl WalName {
         if let Some(tli) = name.strip_suffix(".history") {
             return Some(make(WalKind::History, hex8(tli)?, None));
         }
-        let segment = name.get(..24)?;
+        // ASCII first: hex8 slices at byte offsets 8 and 16.
+        let segment = name.get(..24).filter(|s| s.is_ascii())?;
         let timeline = hex8(&segment[..8])?;
         let log_seg = Some((hex8(&segment[8..16])?, hex8(&segment[16..24])?));
         let kind = match &name[24..] {
@@ -202,6 +203,21 @@ mod tests {
             "x00000010000000000000004",
         ] {
             assert!(WalName::parse(name).is_err(), "{name:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn multibyte_characters_are_refused_not_a_panic() {
+        // Found by fuzzing (fuzz/fuzz_targets/wal_name.rs): a character
+        // straddling byte 8 or 16 of the first 24 bytes panicked the slicing.
+        for name in [
+            "000000\u{17}\u{426}bbbbbbbbbbbbbbbbbb",
+            "0000000\u{e9}0000000000000000",
+            "000000010000000\u{e9}00000000",
+            "00000001000000000000000\u{e9}",
+        ] {
+            assert!(WalName::parse(name).is_err(), "{name:?}");
+            assert!(!WalName::is_valid(name), "{name:?}");
         }
     }
 
