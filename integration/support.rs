@@ -17,6 +17,8 @@ pub struct Ran {
     pub stderr: String,
 }
 
+/// Runs `cmd` to the end. A barnacle command's output is scanned for the credentials it was
+/// given: a leak fails the test (see `reliability_summary::scan`).
 pub fn run(cmd: &mut Command) -> Ran {
     let Output {
         status,
@@ -25,11 +27,13 @@ pub fn run(cmd: &mut Command) -> Ran {
     } = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    Ran {
+    let ran = Ran {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+    };
+    crate::reliability_summary::scan(cmd, &ran);
+    ran
 }
 
 impl Ran {

@@ -29,7 +29,7 @@ mod tools;
 #[allow(unused_imports)] // the public API, whether or not today's tests name every item
 pub use pg::{PgCluster, PgConf};
 #[allow(unused_imports)]
-pub use s3::{S3Kind, S3Server, s3, unique_bucket};
+pub use s3::{S3Kind, S3Server, SEAWEED_READ_ONLY, s3, unique_bucket};
 pub use service::Service;
 #[allow(unused_imports)]
 pub use tools::{BARNACLE_NAMES, barman, barnacle, bin_dir, venv_dir};

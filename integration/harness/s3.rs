@@ -88,6 +88,10 @@ impl Running {
     }
 }
 
+/// Credentials of a second SeaweedFS identity that may only read and list: a store that
+/// refuses every write (403 AccessDenied) to the same buckets.
+pub const SEAWEED_READ_ONLY: (&str, &str) = ("barnacle-it-reader", "barnacle-it-reader-secret");
+
 fn seaweed() -> &'static Running {
     static SEAWEED: OnceLock<Running> = OnceLock::new();
     SEAWEED.get_or_init(|| {
@@ -95,8 +99,9 @@ fn seaweed() -> &'static Running {
         let dir = scratch("seaweedfs");
         std::fs::create_dir_all(dir.join("data")).expect("create seaweedfs dir");
         let (ak, sk) = ("barnacle-it-key", "barnacle-it-secret");
+        let (rk, rs) = SEAWEED_READ_ONLY;
         let config = format!(
-            r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{ak}","secretKey":"{sk}"}}],"actions":["Admin","Read","List","Tagging","Write"]}}]}}"#
+            r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{ak}","secretKey":"{sk}"}}],"actions":["Admin","Read","List","Tagging","Write"]}},{{"name":"reader","credentials":[{{"accessKey":"{rk}","secretKey":"{rs}"}}],"actions":["Read","List"]}}]}}"#
         );
         std::fs::write(dir.join("s3.json"), config).expect("write s3.json");
         let tls = tls();
