@@ -80,8 +80,27 @@ pub(super) fn is_body_error(err: &object_store::Error) -> bool {
     false
 }
 
-/// A short detail: the S3 code and message when there is one, else the chain.
+/// The innermost message of the chain that names a TLS certificate failure (rustls's
+/// "invalid peer certificate: …"), if any.
+fn certificate_failure(err: &(dyn StdError + 'static)) -> Option<String> {
+    let mut found = None;
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if let Some(i) = text.find("invalid peer certificate") {
+            found = Some(text[i..].replace(['\n', '\r'], " "));
+        }
+        cur = e.source();
+    }
+    found
+}
+
+/// A short detail: the S3 code and message when there is one, the certificate failure for
+/// TLS, else the chain.
 fn detail(err: &object_store::Error) -> (Option<String>, String) {
+    if let Some(tls) = certificate_failure(err) {
+        return (None, format!("TLS certificate not accepted: {tls}"));
+    }
     let full = chain_text(err);
     match s3_error(&full) {
         Some((code, message)) if message.is_empty() => (Some(code.clone()), code),
@@ -158,6 +177,40 @@ pub(super) fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_failure_is_named_without_the_request_chain() {
+        #[derive(Debug)]
+        struct Chain(&'static str, Option<Box<Chain>>);
+        impl std::fmt::Display for Chain {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl StdError for Chain {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                self.1.as_deref().map(|c| c as &(dyn StdError + 'static))
+            }
+        }
+        let err = Chain(
+            "Error performing GET https://h/b?list-type=2 in 700ms, after 4 retries",
+            Some(Box::new(Chain(
+                "client error (Connect): invalid peer certificate: UnknownIssuer",
+                Some(Box::new(Chain(
+                    "invalid peer certificate: UnknownIssuer",
+                    None,
+                ))),
+            ))),
+        );
+        assert_eq!(
+            certificate_failure(&err).as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+        assert_eq!(
+            certificate_failure(&Chain("connection refused", None)),
+            None
+        );
+    }
 
     #[test]
     fn extracts_the_s3_code_and_message() {
