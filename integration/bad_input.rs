@@ -467,11 +467,11 @@ fn an_expired_web_identity_token() {
     }
     Case::new(
         "credentials",
-        "AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN with an STS endpoint that refuses the token",
+        "AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, STS answers ExpiredTokenException",
         o,
     )
     .barman(b)
-    .exits(4, "")
+    .exits(4, "ExpiredToken")
     .secret(token)
     .check();
 }
@@ -1171,9 +1171,36 @@ fn other_ca() -> PathBuf {
     .clone()
 }
 
-/// `openssl s_server` on loopback with a certificate for IP 127.0.0.1 only (no DNS name),
-/// signed by its own CA: it completes a TLS handshake for 127.0.0.1 and answers every
-/// request with an HTML page, which no AWS client accepts (an STS that refuses a token).
+/// An HTTPS server on loopback with a certificate for IP 127.0.0.1 only (no DNS name), signed
+/// by its own CA, answering every request as AWS STS answers an expired web-identity token
+/// (400 `ExpiredTokenException`), with a length, so that no client waits for more.
+const STS_REFUSER: &str = r#"
+import http.server, ssl, sys
+BODY = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+        b'<Type>Sender</Type><Code>ExpiredTokenException</Code>'
+        b'<Message>Token expired: current date/time 1764288000 must be before the '
+        b'expiration date/time 1764284400</Message></Error>'
+        b'<RequestId>barnacle-test</RequestId></ErrorResponse>')
+class Refuse(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(400)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+    do_GET = do_POST = answer
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Refuse)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+
+/// The server [`STS_REFUSER`] runs.
 struct HttpsRefuser {
     endpoint: String,
     ca: PathBuf,
@@ -1253,27 +1280,19 @@ fn https_refuser() -> HttpsRefuser {
         "server.ext",
     ]);
     let port = harness::free_port();
-    let child = Command::new("openssl")
+    fs::write(dir.join("sts.py"), STS_REFUSER).unwrap();
+    let child = harness::barman("python")
         .current_dir(&dir)
-        .args([
-            "s_server",
-            "-quiet",
-            "-www",
-            "-cert",
-            "server.pem",
-            "-key",
-            "server.key",
-        ])
-        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .args(["sts.py", &port.to_string(), "server.pem", "server.key"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start openssl s_server");
+        .expect("start the STS refuser");
     let up = harness::poll(Duration::from_secs(10), Duration::from_millis(20), || {
         TcpStream::connect(("127.0.0.1", port)).ok()
     });
-    assert!(up.is_some(), "openssl s_server did not start");
+    assert!(up.is_some(), "the STS refuser did not start");
     HttpsRefuser {
         endpoint: format!("https://127.0.0.1:{port}"),
         ca: dir.join("ca.pem"),
