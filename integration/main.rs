@@ -17,6 +17,7 @@ mod fault_proxy;
 mod faults;
 mod harness;
 mod harness_smoke;
+mod kill_storm;
 mod manifests;
 mod proxy;
 mod reliability_summary;
