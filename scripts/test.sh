@@ -23,5 +23,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The reliability tests record what they inject and check (integration/reliability_summary.rs)
+# in a fresh directory; after a full, successful run (no extra arguments) the page goes to
+# docs/reliability.md and its summary into README.md (scripts/reliability-docs.sh).
+export BARNACLE_RELIABILITY_DIR="${BARNACLE_RELIABILITY_DIR:-$PWD/target/reliability}"
+mkdir -p "$BARNACLE_RELIABILITY_DIR"
+rm -f "$BARNACLE_RELIABILITY_DIR"/records-*.jsonl "$BARNACLE_RELIABILITY_DIR"/scanned-*.json \
+  "$BARNACLE_RELIABILITY_DIR"/reliability.md "$BARNACLE_RELIABILITY_DIR"/readme-section.md
+
 # Benches are compiled by clippy --all-targets; they need a WAL corpus, so they do not run here.
-exec cargo test --lib --bins --test integration "$@"
+cargo test --lib --bins --test integration "$@"
+if [ $# -eq 0 ]; then
+  scripts/reliability-docs.sh "$BARNACLE_RELIABILITY_DIR"
+fi
