@@ -80,9 +80,19 @@ pub(super) struct S3Backend {
 /// [`S3Backend::list_page`]).
 const TRANSIT_RETRIES: u32 = 2;
 
-/// The pause before extra attempt `n` (from 1): 200 ms, 400 ms.
+/// The pause before extra attempt `n` (from 1): 200 ms, 400 ms, each plus up to half again
+/// of random jitter, so that pushes failing together do not retry in lockstep.
 fn transit_backoff(n: u32) -> Duration {
-    Duration::from_millis(100 << n.min(5))
+    let base: u64 = 100 << n.min(5);
+    Duration::from_millis(base + random_u64() % (base / 2 + 1))
+}
+
+/// A random number without a dependency: `RandomState` is seeded from the OS per instance.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 fn env(name: &str) -> Option<String> {
@@ -664,5 +674,20 @@ impl S3Multipart {
                 &self.endpoint,
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transit_backoff_doubles_with_bounded_jitter() {
+        for n in 1..=2 {
+            let base = Duration::from_millis(100 << n);
+            let pauses: Vec<Duration> = (0..64).map(|_| transit_backoff(n)).collect();
+            assert!(pauses.iter().all(|p| *p >= base && *p <= base * 3 / 2));
+            assert!(pauses.iter().any(|p| *p != pauses[0]), "no jitter");
+        }
     }
 }
