@@ -479,3 +479,26 @@ fn restored_data_directories_are_0700() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn postgresql_s_log_holds_no_credential_of_its_archive_command() {
+    // PostgreSQL logs walpush's stderr, and the whole archive_command line when it fails;
+    // credentials reach walpush through the environment only.
+    let sample = sample_backup();
+    let wal = sample.pg.switch_wal();
+    sample.pg.wait_archived(&wal, Duration::from_secs(60));
+    let secrets = all_secrets(&sample.archive);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let log = sample.pg.log_file();
+    let text = fs::read_to_string(&log).expect("PostgreSQL's log");
+    assert!(!text.is_empty(), "{} is empty", log.display());
+    let scanned = scan_file(&log, &secrets);
+    note(
+        "logs",
+        "PostgreSQL's log of a cluster archiving with walpush and backed up by barnacle",
+        1,
+        None,
+        "no credential (archive_command carries none: they come from the environment)",
+        scanned,
+    );
+}
