@@ -243,12 +243,14 @@ fn load_with_kills(cx: &mut Ctx) -> (PgCluster, String, String) {
     }
 
     let walpush_quota = cx.quota(45);
-    let enough = harness::poll(Duration::from_secs(240), Duration::from_millis(200), || {
+    // About two kills a second here; a long storm gets more time.
+    let patience = Duration::from_secs(walpush_quota.max(240));
+    let enough = harness::poll(patience, Duration::from_millis(200), || {
         (storm.kills("walpush") >= walpush_quota).then_some(())
     });
     assert!(
         enough.is_some(),
-        "only {} walpush kills in 240 s (seed {seed})",
+        "only {} walpush kills in {patience:?} (seed {seed})",
         storm.kills("walpush")
     );
     // SAFETY: signalling our own child.
