@@ -546,6 +546,43 @@ fn wal_restore_rides_out_transient_faults_and_fails_cleanly_on_persistent_ones()
         scanned,
     );
 
+    // Every answer held past --read-timeout: each attempt gives up after 1 s, the retries
+    // are bounded, and the failure is one line.
+    let name = wal_name(0x60 + 20);
+    fa.proxy.clear();
+    fa.proxy
+        .add(get(&name).fault(Fault::DelayResponse(ms(1500))).always());
+    let before = fa.proxy.injected_total();
+    let started = Instant::now();
+    let r = run(fa
+        .via_proxy("restore", &["--read-timeout", "1"])
+        .arg(&name)
+        .arg(&dest));
+    let elapsed = started.elapsed();
+    let injected = fa.proxy.injected_total() - before;
+    assert_eq!(r.code, 4, "restore with every answer late: {r:#?}");
+    r.one_line_error("timed out");
+    assert!(!dest.exists());
+    assert_no_temp_files("late answers", &dest_dir);
+    assert!(
+        elapsed < Duration::from_secs(20) && (2..=8).contains(&injected),
+        "{injected} attempts in {elapsed:?}"
+    );
+    let scanned = assert_no_secret("late answers", &r, &secrets);
+    note(
+        "latency",
+        "wal-restore --read-timeout 1: every GET answer held 1.5 s".into(),
+        injected,
+        &r,
+        format!(
+            "{} ({injected} attempts, {:.1} s); no file at the destination",
+            message(&r),
+            elapsed.as_secs_f64()
+        ),
+        0,
+        scanned,
+    );
+
     // Prefetch (-p 4) where one of the prefetched objects always fails: the request is
     // served, the spool holds whole files only, and the failed one is fetched later.
     let spool = dir.join("spool");
