@@ -150,7 +150,8 @@ fn help_and_ps_never_show_credentials() {
     let child = cmd.spawn().expect("start walpush");
     let pid = child.id();
     let ps = harness::poll(Duration::from_secs(10), Duration::from_millis(50), || {
-        (fa.proxy.count("PUT", &wal_name(1)) > 0).then_some(())
+        // Counted when the PUT arrives, before the 3 s pause: walpush is waiting now.
+        (fa.proxy.injected_total() > 0).then_some(())
     });
     assert!(ps.is_some(), "walpush never reached the store");
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).expect("walpush's cmdline");
