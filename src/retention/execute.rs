@@ -2,14 +2,22 @@
 //! per backup, its archives (in batches of at most `batch_size` keys per
 //! DeleteObjects), then `backup.info` last — so an interrupted delete leaves a
 //! backup that a re-run finds and finishes — then its WAL: every object under
-//! each hash-directory prefix the rule allows, then the single WAL keys.
+//! each hash-directory prefix the rule allows (several prefixes at once, each
+//! listed when it is emptied, as Barman does), then the single WAL keys, less
+//! those this run already deleted with their prefix (Barman deletes them a
+//! second time; the final state is the same).
 //! Deleting what is already gone is not an error, which makes re-runs and
 //! concurrent runs converge on the same final state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use futures::{StreamExt, TryStreamExt};
 
 use super::outcome::Plan;
 use crate::storage::{StorageError, Store};
+
+/// Hash directories of one backup's WAL listed and emptied at the same time.
+const PREFIXES_IN_FLIGHT: usize = 8;
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +53,8 @@ pub async fn execute(
 ) -> Result<Removed, ExecuteError> {
     let mut removed = Removed::default();
     let size_of = |keys: &[String]| keys.iter().filter_map(|k| sizes.get(k)).sum::<u64>();
+    // WAL keys this run has deleted, each counted once.
+    let mut wal_gone: HashSet<String> = HashSet::new();
     for deletion in &plan.deletions {
         let backup_failed = |source| ExecuteError::Backup {
             backup_id: deletion.backup_id.clone(),
@@ -68,20 +78,56 @@ pub async fn execute(
         removed.bytes +=
             size_of(&deletion.files) + size_of(std::slice::from_ref(&deletion.backup_info));
         tracing::info!(backup_id = %deletion.backup_id, "deleted backup");
-        for prefix in &deletion.wal_prefixes {
-            let under: Vec<String> = store
-                .list(prefix)
-                .await?
-                .into_iter()
-                .map(|o| o.key)
-                .collect();
-            store.delete_many(&under, batch_size).await?;
-            removed.wal_objects += under.len() as u64;
-            removed.bytes += size_of(&under);
+        // Barman's later passes name again WALs an earlier pass deleted with
+        // their whole prefix (see `super::wal`); deleting them again would
+        // change nothing but double the store's work, so they are skipped.
+        let pending: Vec<String> = (deletion.wal_keys.iter())
+            .filter(|k| !wal_gone.contains(*k))
+            .cloned()
+            .collect();
+        // Each prefix listed and emptied on its own, several at once, and the
+        // single keys (never under this pass's prefixes) at the same time:
+        // nothing of this pass is needed any more, so the order is free.
+        let prefixes: Vec<_> = (deletion.wal_prefixes.iter())
+            .map(|prefix| empty_prefix(store, prefix, batch_size))
+            .collect();
+        let (emptied, ()) = futures::try_join!(
+            futures::stream::iter(prefixes)
+                .buffer_unordered(PREFIXES_IN_FLIGHT)
+                .try_collect::<Vec<Vec<String>>>(),
+            store.delete_many(&pending, batch_size),
+        )?;
+        // Listed just now: they were there.
+        for key in emptied.into_iter().flatten() {
+            let size = sizes.get(&key).copied().unwrap_or(0);
+            if wal_gone.insert(key) {
+                removed.wal_objects += 1;
+                removed.bytes += size;
+            }
         }
-        store.delete_many(&deletion.wal_keys, batch_size).await?;
-        removed.wal_objects += deletion.wal_keys.len() as u64;
-        removed.bytes += size_of(&deletion.wal_keys);
+        // Counted if listed before planning (a key deleted by name was).
+        for key in pending {
+            let size = sizes.get(&key).copied();
+            if let Some(size) = size
+                && wal_gone.insert(key)
+            {
+                removed.wal_objects += 1;
+                removed.bytes += size;
+            }
+        }
     }
     Ok(removed)
+}
+
+/// Deletes every object under `prefix`; returns their keys.
+async fn empty_prefix(
+    store: &Store,
+    prefix: &str,
+    batch_size: usize,
+) -> Result<Vec<String>, StorageError> {
+    let under: Vec<String> = (store.list(prefix).await?.into_iter())
+        .map(|o| o.key)
+        .collect();
+    store.delete_many(&under, batch_size).await?;
+    Ok(under)
 }

@@ -588,50 +588,68 @@ impl S3Backend {
     }
 
     /// Bulk deletes (DeleteObjects with Content-MD5, which object_store always
-    /// sends), falling back to one DeleteObject per key where a store refuses
-    /// bulk deletes, as Barman does.
+    /// sends), [`DELETE_BATCHES_IN_FLIGHT`] batches at a time, falling back to
+    /// one DeleteObject per key where a store refuses bulk deletes, as Barman
+    /// does. The keys of one call are deleted in no particular order; the call
+    /// returns once all of them are gone (or at the first error).
     pub(super) async fn delete_many(&self, keys: &[String], batch_size: usize) -> Result<()> {
-        for batch in keys.chunks(batch_size.max(1)) {
-            let paths: Vec<object_store::Result<Path>> =
-                batch.iter().map(|k| Ok(Path::from(k.as_str()))).collect();
-            let results: Vec<object_store::Result<Path>> = self
-                .store
-                .delete_stream(futures::stream::iter(paths).boxed())
-                .collect()
-                .await;
-            let mut refused = false;
-            for (key, result) in batch.iter().zip(results) {
-                match result {
-                    Ok(_) => {}
+        // The futures made first, not in a stream closure: a closure over
+        // borrowed batches makes the sidecar's boxed future not `Send`-general.
+        let batches: Vec<_> = (keys.chunks(batch_size.max(1)))
+            .map(|batch| self.delete_batch(batch))
+            .collect();
+        futures::stream::iter(batches)
+            .buffer_unordered(DELETE_BATCHES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// One DeleteObjects request (or single deletes where it is refused).
+    async fn delete_batch(&self, batch: &[String]) -> Result<()> {
+        let paths: Vec<object_store::Result<Path>> =
+            batch.iter().map(|k| Ok(Path::from(k.as_str()))).collect();
+        let results: Vec<object_store::Result<Path>> = self
+            .store
+            .delete_stream(futures::stream::iter(paths).boxed())
+            .collect()
+            .await;
+        let mut refused = false;
+        for (key, result) in batch.iter().zip(results) {
+            match result {
+                Ok(_) => {}
+                Err(e) => match self.err(e, "DELETE", key) {
+                    StorageError::NotFound { .. } => {}
+                    StorageError::Request { detail, .. }
+                        if detail.contains("MissingContentMD5")
+                            || detail.to_ascii_lowercase().contains("content-md5")
+                            || detail.contains("NotImplemented") =>
+                    {
+                        refused = true;
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
+        if refused {
+            for key in batch {
+                tracing::warn!(key = %key, "bulk delete refused; deleting this file individually");
+                match self.store.delete(&Path::from(key.as_str())).await {
+                    Ok(()) => {}
                     Err(e) => match self.err(e, "DELETE", key) {
                         StorageError::NotFound { .. } => {}
-                        StorageError::Request { detail, .. }
-                            if detail.contains("MissingContentMD5")
-                                || detail.to_ascii_lowercase().contains("content-md5")
-                                || detail.contains("NotImplemented") =>
-                        {
-                            refused = true;
-                        }
                         other => return Err(other),
                     },
-                }
-            }
-            if refused {
-                for key in batch {
-                    tracing::warn!(key = %key, "bulk delete refused; deleting this file individually");
-                    match self.store.delete(&Path::from(key.as_str())).await {
-                        Ok(()) => {}
-                        Err(e) => match self.err(e, "DELETE", key) {
-                            StorageError::NotFound { .. } => {}
-                            other => return Err(other),
-                        },
-                    }
                 }
             }
         }
         Ok(())
     }
 }
+
+/// DeleteObjects requests one [`S3Backend::delete_many`] call keeps in flight:
+/// a bulk delete is slow on the server's side (SeaweedFS removes ~2 000
+/// objects a second per request stream), so several at once use its cores.
+const DELETE_BATCHES_IN_FLIGHT: usize = 8;
 
 /// An S3 multipart upload.
 pub(super) struct S3Multipart {
