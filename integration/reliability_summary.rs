@@ -133,6 +133,22 @@ pub fn record(r: Record) {
     write_pages(&dir);
 }
 
+/// Renders the page and the README section again from the records already in the directory,
+/// for records written outside this binary (scripts/fuzz.sh's). Not a check: a step of
+/// scripts/reliability-docs.sh, which runs it with `--ignored --exact`.
+#[test]
+#[ignore = "a rendering step of scripts/reliability-docs.sh, not a check"]
+fn render_pages() {
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = dir();
+    assert!(
+        !load(&dir).is_empty(),
+        "no records in {} to render",
+        dir.display()
+    );
+    write_pages(&dir);
+}
+
 /// Renders the page and the README section from every record and scan count of `dir`.
 fn write_pages(dir: &Path) {
     let records = load(dir);

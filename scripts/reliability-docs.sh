@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Publishes what the reliability tests recorded (integration/reliability_summary.rs renders it
 # into DIR as they run): DIR/reliability.md becomes docs/reliability.md, and DIR/readme-section.md
-# replaces what README.md holds between its reliability-summary markers. scripts/test.sh runs
-# it after a full, successful run; by hand:
+# replaces what README.md holds between its reliability-summary markers (both rendered again
+# first, so that records written after the tests, such as scripts/fuzz.sh's, are in).
+# scripts/test.sh runs it after a full, successful run, .ci/run again after the fuzzing; by hand:
 #   BARNACLE_RELIABILITY_DIR=$PWD/target/reliability cargo test --test integration -- faults:: exhaustion:: bad_input:: security::
 #   scripts/reliability-docs.sh target/reliability
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-${BARNACLE_RELIABILITY_DIR:-target/reliability}}"
+dir="$(cd "$dir" && pwd)"
+# Render again from every record in DIR, those written outside the test binary included
+# (scripts/fuzz.sh appends records-fuzz.jsonl after the tests).
+BARNACLE_RELIABILITY_DIR="$dir" cargo test -q --test integration -- --ignored --exact \
+  reliability_summary::render_pages >/dev/null
 for f in reliability.md readme-section.md; do
   [ -s "$dir/$f" ] || { echo "reliability-docs.sh: no $dir/$f (did the reliability tests run?)" >&2; exit 1; }
 done
