@@ -66,6 +66,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
 log() { echo "compare: $*" >&2; }
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ left in scripts/compare
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 
 if [ "$PARTS" = report ]; then
