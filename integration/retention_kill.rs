@@ -5,10 +5,11 @@
 //!   one summary line whose counts are what left the bucket; a second run
 //!   removes nothing and exits 0;
 //! * Barman's `barman-cloud-backup-delete -r ...` leaves exactly its keys;
-//! * barnacle's `delete -r ...` is SIGKILLed up to five times at request
-//!   boundaries drawn from a seed (printed; `BARNACLE_KILL_SEED` replays the
-//!   draws; requests run concurrently, so a request number is not always the
-//!   same request): at a random request, or right after a random
+//! * barnacle's `delete -r ...` is SIGKILLed up to five times
+//!   (`BARNACLE_RETENTION_KILLS=N`: N) at request boundaries drawn from a
+//!   seed (printed; `BARNACLE_KILL_SEED` replays the draws; requests run
+//!   concurrently, so a request number is not always the same request): at
+//!   a random request, or right after a random
 //!   `backup.info` deletion, always before the last backup's `backup.info`;
 //!   then it is run again;
 //! * barnacle's `delete -r ...` killed right after its *last* `backup.info`
@@ -40,7 +41,15 @@ use crate::retention_support::*;
 use crate::support::{Archive, run};
 
 const BACKUPS: usize = 42;
-const KILLS: usize = 5;
+/// Kill rounds: five in CI (~70 s for the whole test); more with
+/// `BARNACLE_RETENTION_KILLS=N`. Rounds stop earlier when fewer than two
+/// backups are left to delete.
+fn kill_rounds() -> usize {
+    match std::env::var("BARNACLE_RETENTION_KILLS") {
+        Ok(n) => n.parse().expect("BARNACLE_RETENTION_KILLS is a number"),
+        Err(_) => 5,
+    }
+}
 
 fn delete_command(archive: &Archive, endpoint: &str, args: &[&str]) -> Command {
     let mut cmd = harness::barnacle("barman-cloud-backup-delete");
@@ -180,7 +189,7 @@ fn proxy_for(archive: &Archive) -> KillProxy {
     KillProxy::start(upstream)
 }
 
-/// Kills barnacle's delete on `archive` up to [`KILLS`] times at request
+/// Kills barnacle's delete on `archive` up to [`kill_rounds`] times at request
 /// boundaries drawn from `seed`, each time before the last backup's
 /// `backup.info` deletion (at most half of the backups left go per round, a
 /// backup's deletion being at least two requests: its archives, its
@@ -189,7 +198,7 @@ fn killed_deletes(archive: &Archive, seed: u64) -> Vec<(Trigger, Option<u64>)> {
     let mut rng = Rng::new(seed);
     let proxy = proxy_for(archive);
     let mut kills = Vec::new();
-    for round in 0..KILLS {
+    for round in 0..kill_rounds() {
         let (reads, left) = probe(archive, &proxy);
         if left < 2 {
             break;
