@@ -279,6 +279,15 @@ fn left_over(
             difference(ours, reference)
         )
     });
+    // Where the left-over WAL lies: hash directory → count, for the log.
+    let mut dirs: BTreeMap<&str, usize> = BTreeMap::new();
+    for key in &extra {
+        let dir = key.rsplit('/').nth(1).unwrap_or("");
+        *dirs.entry(dir).or_default() += 1;
+    }
+    if !dirs.is_empty() {
+        eprintln!("retention kill test: left over by hash directory: {dirs:?}");
+    }
     (extra.len(), problem)
 }
 
@@ -331,7 +340,8 @@ fn a_killed_delete_converges_like_barman_and_prune_is_idempotent() {
     let seeded: BTreeSet<String> = synthetic.objects.iter().map(|(k, _)| k.clone()).collect();
     let (left, problem) = left_over(&converged, &expected, &seeded, &synthetic);
     eprintln!(
-        "retention kill test: the killed and re-run delete left {left} WAL objects more than an uninterrupted one"
+        "retention kill test: after the kills {kills:?} (trigger, killed before request), \
+         the re-run delete left {left} WAL objects more than an uninterrupted one"
     );
     if let Some(problem) = problem {
         problems.push(format!(
