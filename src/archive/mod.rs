@@ -41,11 +41,15 @@ pub async fn push_ahead(
         path: path.to_path_buf(),
         source,
     })?;
-    let outcome = push_wal(store, prefix, path, opts).await?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // Held until the marker is written: a walpush for this file waits for it
+    // instead of pushing the same segment too. Without a claim (another pusher
+    // holds it, or the directory is unwritable) the push goes ahead anyway.
+    let _claim = record.claim(&name).ok().flatten();
+    let outcome = push_wal(store, prefix, path, opts).await?;
     if pushed::FileIdentity::of(path).is_ok_and(|after| after == before) {
         record
             .record(&name, &before, outcome.sha256(), destination)

@@ -16,11 +16,23 @@
 //! the file it is asked to archive is the very file that was pushed (same
 //! device, inode, size and modification time) to the same destination; then
 //! it answers at once, without reading the file.
+//!
+//! While the sidecar (or a look-ahead `walpush`) pushes a file it holds a
+//! *claim*: an exclusive `flock` on `.NAME.claim` in the same directory. A
+//! `walpush` that finds no marker but a held claim waits (bounded) for the
+//! claim to be released and looks for the marker again, instead of reading,
+//! compressing and uploading the same segment a second time (the oldest ready
+//! segment is the one both PostgreSQL's archiver and the sidecar take first).
+//! The kernel releases a `flock` when its holder exits, even on SIGKILL, so a
+//! dead pusher never keeps `walpush` waiting; a released claim without a
+//! marker (the push failed) means `walpush` pushes the file itself.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The directory name under `pg_wal`.
 pub const DIR_NAME: &str = "barnacle_pushed";
@@ -135,6 +147,48 @@ impl PushedRecord {
         let _ = fs::remove_file(self.dir.join(name));
     }
 
+    fn claim_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!(".{name}.claim"))
+    }
+
+    /// Claims `name` for the duration of a push ahead of PostgreSQL; `None`
+    /// when another pusher holds it. The claim ends when the [`Claim`] drops.
+    pub fn claim(&self, name: &str) -> io::Result<Option<Claim>> {
+        fs::create_dir_all(&self.dir)?;
+        let path = self.claim_path(name);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        if flock(&file, libc::LOCK_EX | libc::LOCK_NB)? {
+            Ok(Some(Claim { path, file }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Waits, at most `limit`, while another process holds a claim on `name`.
+    /// True if there was a held claim (now released, or the wait timed out):
+    /// the caller should look for the marker again.
+    pub fn wait_for_claim(&self, name: &str, limit: Duration) -> bool {
+        let Ok(file) = File::open(self.claim_path(name)) else {
+            return false; // no claim, or it just ended (marker written first)
+        };
+        let deadline = Instant::now() + limit;
+        let mut held = false;
+        loop {
+            match flock(&file, libc::LOCK_SH | libc::LOCK_NB) {
+                Ok(true) => return held,
+                Ok(false) if Instant::now() < deadline => {
+                    held = true;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(false) | Err(_) => return true,
+            }
+        }
+    }
+
     /// Names recorded (complete markers only).
     pub fn names(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
@@ -145,6 +199,35 @@ impl PushedRecord {
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| !n.starts_with('.'))
             .collect()
+    }
+}
+
+/// A held claim on one WAL file (see the module header). Dropping it removes
+/// the claim file, then releases the lock.
+#[derive(Debug)]
+pub struct Claim {
+    path: PathBuf,
+    file: File,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+        let _ = flock(&self.file, libc::LOCK_UN);
+    }
+}
+
+/// `flock(2)`: Ok(false) when a non-blocking request would block.
+fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
+    // SAFETY: a valid open file descriptor; flock does not touch memory.
+    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(err)
     }
 }
 
@@ -186,6 +269,41 @@ mod tests {
         assert_eq!(record.names(), ["000000010000000000000001"]);
         record.forget("000000010000000000000001");
         assert!(record.names().is_empty());
+    }
+
+    #[test]
+    fn a_held_claim_makes_walpush_wait_until_it_is_released() {
+        let dir = tmp();
+        let record = PushedRecord::new(dir.join(DIR_NAME));
+        let name = "000000010000000000000002";
+        // No claim: nothing to wait for.
+        assert!(!record.wait_for_claim(name, Duration::from_secs(5)));
+        let claim = record.claim(name).unwrap().expect("free");
+        // Held: a second claim is refused, and a waiter gives up at its limit.
+        assert!(record.claim(name).unwrap().is_none());
+        let started = Instant::now();
+        assert!(record.wait_for_claim(name, Duration::from_millis(50)));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // Released while waiting: the waiter returns soon after, and the
+        // claim file is gone (claims never show up as markers).
+        let waiter = {
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                (
+                    record.wait_for_claim(name, Duration::from_secs(30)),
+                    started.elapsed(),
+                )
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        drop(claim);
+        let (waited, took) = waiter.join().unwrap();
+        assert!(waited);
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        assert!(!record.wait_for_claim(name, Duration::from_secs(5)));
+        assert!(record.names().is_empty());
+        assert!(record.claim(name).unwrap().is_some());
     }
 
     #[test]

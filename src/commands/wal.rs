@@ -60,8 +60,17 @@ pub fn already_pushed(args: &WalArchiveArgs) -> bool {
     let record = pushed_record(args, path);
     // The marker stays: the sidecar (or the next look-ahead walpush) removes
     // markers whose WAL file PostgreSQL has since removed or recycled.
-    FileIdentity::of(path).is_ok_and(|id| record.is_pushed(wal.as_str(), &id, &destination(args)))
+    let pushed = || {
+        FileIdentity::of(path)
+            .is_ok_and(|id| record.is_pushed(wal.as_str(), &id, &destination(args)))
+    };
+    // A sidecar pushing this very file right now: wait for it rather than push
+    // it a second time (bounded; a failed or stuck push leaves it to us).
+    pushed() || (record.wait_for_claim(wal.as_str(), CLAIM_WAIT) && pushed())
 }
+
+/// How long `walpush` waits for a sidecar's push of the same file.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Removes the markers of WAL files no longer in `pg_wal` (archived, then
 /// removed or recycled by PostgreSQL).
