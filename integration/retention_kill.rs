@@ -1,4 +1,4 @@
-//! An interrupted delete converges, and prune is a cron job's command. Four
+//! An interrupted delete converges, and prune is a cron job's command. Five
 //! identically seeded archives (42 backups over 100 days, > 5 000 WAL
 //! objects) on Ceph RGW:
 //! * `barnacle prune -r "RECOVERY WINDOW OF 30 DAYS"` runs uninterrupted:
@@ -13,7 +13,8 @@
 //!   `backup.info` deletion, always before the last backup's `backup.info`;
 //!   then it is run again;
 //! * barnacle's `delete -r ...` killed right after its *last* `backup.info`
-//!   deletion, then run again.
+//!   deletion, then run again; and Barman's, killed and run again alike: the
+//!   two buckets must end the same.
 //!
 //! What "converges" means here is what Barman's rule allows. Every deleted
 //! backup and its archives are gone, and every key of the uninterrupted run
@@ -166,14 +167,24 @@ fn probe(archive: &Archive, proxy: &KillProxy) -> (u64, u64) {
 /// Runs barnacle's `delete -r` through the proxy armed with `trigger`;
 /// returns the request it was killed before, if it was.
 fn killed_run(archive: &Archive, proxy: &KillProxy, trigger: Trigger) -> Option<u64> {
+    killed(
+        delete_command(archive, &proxy.endpoint(), &["-r", WINDOW]),
+        proxy,
+        trigger,
+    )
+}
+
+/// Runs `cmd` with the proxy armed with `trigger`; returns the request it
+/// was killed before, if it was.
+fn killed(mut cmd: Command, proxy: &KillProxy, trigger: Trigger) -> Option<u64> {
     proxy.arm(trigger);
-    let mut child = delete_command(archive, &proxy.endpoint(), &["-r", WINDOW])
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start barnacle delete");
+        .expect("start the delete");
     proxy.target(child.id());
-    let status = child.wait().expect("wait for barnacle delete");
+    let status = child.wait().expect("wait for the delete");
     let seen = proxy.disarm();
     match seen.killed_at {
         Some(_) => assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}"),
@@ -214,29 +225,43 @@ fn killed_deletes(archive: &Archive, seed: u64) -> Vec<(Trigger, Option<u64>)> {
     kills
 }
 
-/// Kills barnacle's delete on `archive` right after its last `backup.info`
-/// deletion, before that backup's WAL goes, then runs it again. Neither
-/// barnacle nor Barman finds anything more to delete then (both dry runs
-/// print nothing): the WAL between the last deleted backup and the oldest
-/// backup kept as a recovery base stays until the next run that deletes a
-/// backup (whose WAL pass removes every unneeded WAL before the next
-/// backup). Returns the keys left.
-fn killed_after_last_info(archive: &Archive) -> BTreeSet<String> {
+/// Kills the delete of barnacle (or of Barman) on `archive` right after its
+/// last `backup.info` deletion, before that backup's WAL goes, then runs the
+/// same tool again. Neither barnacle nor Barman finds anything more to delete
+/// then (both dry runs print nothing): the WAL between the last deleted
+/// backup and the oldest backup kept as a recovery base stays until the next
+/// run that deletes a backup (whose WAL pass removes every unneeded WAL
+/// before the next backup). Returns the keys left.
+fn killed_after_last_info(archive: &Archive, barman: bool) -> BTreeSet<String> {
     let proxy = proxy_for(archive);
+    // Both dry runs agree (retention_compat): barnacle's counts the backups.
     let (_, left) = probe(archive, &proxy);
     let trigger = Trigger::AfterInfoDeletion(left);
-    let killed = killed_run(archive, &proxy, trigger);
-    assert!(killed.is_some(), "{trigger:?}: the WAL deletion never came");
-    run(&mut delete_command(
-        archive,
-        &archive.s3.endpoint(),
-        &["-r", WINDOW],
-    ))
-    .ok("delete after the kill");
+    let tool = "barman-cloud-backup-delete";
+    let killed_at = if barman {
+        let mut cmd = harness::barman(tool);
+        cmd.envs(archive.s3.barman_env())
+            .args(["--endpoint-url", &proxy.endpoint(), "-r", WINDOW])
+            .arg(archive.url())
+            .arg(&archive.server);
+        killed(cmd, &proxy, trigger)
+    } else {
+        killed_run(archive, &proxy, trigger)
+    };
+    assert!(
+        killed_at.is_some(),
+        "{trigger:?} (Barman: {barman}): the WAL deletion never came"
+    );
+    let mut again = if barman {
+        archive.barman(tool, &["-r", WINDOW])
+    } else {
+        delete_command(archive, &archive.s3.endpoint(), &["-r", WINDOW])
+    };
+    run(&mut again).ok("delete after the kill");
     let again = same_delete(archive, &["--dry-run", "-r", WINDOW], 0);
     assert_eq!(
         again.stdout, "",
-        "a delete after the re-run would delete more"
+        "a delete after the re-run would delete more (Barman: {barman})"
     );
     keys(archive)
 }
@@ -294,7 +319,7 @@ fn left_over(
 #[test]
 fn a_killed_delete_converges_like_barman_and_prune_is_idempotent() {
     let now = Local::now();
-    let archives: Vec<Archive> = (0..4)
+    let archives: Vec<Archive> = (0..5)
         .map(|_| Archive::new(S3Kind::CephHttp, "retention-kill"))
         .collect();
     let synthetic = std::thread::scope(|s| {
@@ -304,20 +329,26 @@ fn a_killed_delete_converges_like_barman_and_prune_is_idempotent() {
         let mut all = seeding.into_iter().map(|h| h.join().expect("seeding"));
         all.next().expect("four archives")
     });
-    let [reference, killed, orphans, barman] = &archives[..] else {
+    let [reference, killed, orphans, barman, barman_orphans] = &archives[..] else {
         unreachable!()
     };
     let seed = kill_seed();
     eprintln!("retention kill test: BARNACLE_KILL_SEED={seed}");
     let mut problems = Vec::new();
-    let (kills, left_over_keys, barman_ran) = std::thread::scope(|s| {
+    let (kills, left_over_keys, barman_left_over, barman_ran) = std::thread::scope(|s| {
         // Barman's real delete on its copy, meanwhile.
         let tool = "barman-cloud-backup-delete";
         let theirs = s.spawn(|| run(&mut barman.barman(tool, &["-r", WINDOW])));
         prune_once_then_nothing(reference, &mut problems);
         let kills = killed_deletes(killed, seed);
-        let left_over_keys = killed_after_last_info(orphans);
-        (kills, left_over_keys, theirs.join().expect("Barman thread"))
+        let barman_left_over = s.spawn(|| killed_after_last_info(barman_orphans, true));
+        let left_over_keys = killed_after_last_info(orphans, false);
+        (
+            kills,
+            left_over_keys,
+            barman_left_over.join().expect("Barman's killed delete"),
+            theirs.join().expect("Barman thread"),
+        )
     });
     let killed_runs = kills.iter().filter(|k| k.1.is_some()).count();
     assert!(killed_runs >= 3, "too few runs were killed: {kills:?}");
@@ -370,6 +401,13 @@ fn a_killed_delete_converges_like_barman_and_prune_is_idempotent() {
     if let Some(problem) = problem {
         problems.push(format!(
             "killed right after its last backup.info deletion and re-run: {problem}"
+        ));
+    }
+    if left_over_keys != barman_left_over {
+        problems.push(format!(
+            "killed right after the last backup.info deletion and re-run, barnacle and Barman \
+             leave different buckets: barnacle vs Barman: {}",
+            difference(&left_over_keys, &barman_left_over)
         ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
