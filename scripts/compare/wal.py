@@ -237,6 +237,8 @@ if ONLY:
 
 
 def rotate(xs, k):
+    if not xs:
+        return xs  # VARIANTS left nothing of this operation
     k %= len(xs)
     return xs[k:] + xs[:k]
 
