@@ -1,4 +1,4 @@
-//! An interrupted delete converges, and prune is a cron job's command. Five
+//! An interrupted delete converges, and prune is a cron job's command. Seven
 //! identically seeded archives (42 backups over 100 days, > 5 000 WAL
 //! objects) on Ceph RGW:
 //! * `barnacle prune -r "RECOVERY WINDOW OF 30 DAYS"` runs uninterrupted:
@@ -14,7 +14,9 @@
 //!   then it is run again;
 //! * barnacle's `delete -r ...` killed right after its *last* `backup.info`
 //!   deletion, then run again; and Barman's, killed and run again alike: the
-//!   two buckets must end the same.
+//!   two buckets must end the same;
+//! * the same pair, killed right after the last but one `backup.info`
+//!   deletion on timeline 1 (see below): the two buckets must end the same.
 //!
 //! What "converges" means here is what Barman's rule allows. Every deleted
 //! backup and its archives are gone, and every key of the uninterrupted run
@@ -157,11 +159,17 @@ fn prune_once_then_nothing(archive: &Archive, problems: &mut Vec<String>) {
 /// A dry run through the proxy: the requests a run makes before its first
 /// deletion, and how many backups it still has to delete.
 fn probe(archive: &Archive, proxy: &KillProxy) -> (u64, u64) {
+    let (reads, ids) = probe_ids(archive, proxy);
+    (reads, ids.len() as u64)
+}
+
+/// [`probe`] with the ids of the backups left to delete, in order.
+fn probe_ids(archive: &Archive, proxy: &KillProxy) -> (u64, Vec<String>) {
     proxy.arm(Trigger::Never);
     let args = ["--dry-run", "-r", WINDOW];
     let probe = run(&mut delete_command(archive, &proxy.endpoint(), &args)).ok("dry run");
     let reads = proxy.disarm().requests;
-    (reads, dry_run_ids(&probe.stdout).len() as u64)
+    (reads, dry_run_ids(&probe.stdout))
 }
 
 /// Runs barnacle's `delete -r` through the proxy armed with `trigger`;
@@ -233,10 +241,20 @@ fn killed_deletes(archive: &Archive, seed: u64) -> Vec<(Trigger, Option<u64>)> {
 /// run that deletes a backup (whose WAL pass removes every unneeded WAL
 /// before the next backup). Returns the keys left.
 fn killed_after_last_info(archive: &Archive, barman: bool) -> BTreeSet<String> {
+    killed_after_info(archive, barman, |ids| ids.len() as u64)
+}
+
+/// [`killed_after_last_info`] after the `nth(ids)`-th `backup.info`
+/// deletion instead, `ids` being the backups the run deletes, in order.
+fn killed_after_info(
+    archive: &Archive,
+    barman: bool,
+    nth: impl Fn(&[String]) -> u64,
+) -> BTreeSet<String> {
     let proxy = proxy_for(archive);
-    // Both dry runs agree (retention_compat): barnacle's counts the backups.
-    let (_, left) = probe(archive, &proxy);
-    let trigger = Trigger::AfterInfoDeletion(left);
+    // Both dry runs agree (retention_compat): barnacle's lists the backups.
+    let (_, ids) = probe_ids(archive, &proxy);
+    let trigger = Trigger::AfterInfoDeletion(nth(&ids));
     let tool = "barman-cloud-backup-delete";
     let killed_at = if barman {
         let mut cmd = harness::barman(tool);
@@ -319,7 +337,7 @@ fn left_over(
 #[test]
 fn a_killed_delete_converges_like_barman_and_prune_is_idempotent() {
     let now = Local::now();
-    let archives: Vec<Archive> = (0..5)
+    let archives: Vec<Archive> = (0..7)
         .map(|_| Archive::new(S3Kind::CephHttp, "retention-kill"))
         .collect();
     let synthetic = std::thread::scope(|s| {
@@ -329,25 +347,55 @@ fn a_killed_delete_converges_like_barman_and_prune_is_idempotent() {
         let mut all = seeding.into_iter().map(|h| h.join().expect("seeding"));
         all.next().expect("four archives")
     });
-    let [reference, killed, orphans, barman, barman_orphans] = &archives[..] else {
+    let [
+        reference,
+        killed,
+        orphans,
+        barman,
+        barman_orphans,
+        ours_nth,
+        barman_nth,
+    ] = &archives[..]
+    else {
         unreachable!()
     };
     let seed = kill_seed();
     eprintln!("retention kill test: BARNACLE_KILL_SEED={seed}");
     let mut problems = Vec::new();
-    let (kills, left_over_keys, barman_left_over, barman_ran) = std::thread::scope(|s| {
+    // Killed after the last but one backup deleted on timeline 1, before its
+    // WAL goes: the re-run's first pass deletes the last one, whose next
+    // backup is on timeline 2 while the FAILED backup stays on timeline 1,
+    // so that pass protects timeline 1 whole (Barman's
+    // get_timelines_to_protect) and the killed pass's WAL stays, for both
+    // tools.
+    let nth = |ids: &[String]| {
+        let on_1 = (ids.iter())
+            .filter(|id| {
+                (synthetic.backups.iter())
+                    .any(|b| b.id == **id && b.begin_wal.starts_with("00000001"))
+            })
+            .count() as u64;
+        on_1.saturating_sub(1).max(1)
+    };
+    let (kills, left_over_keys, barman_left_over, barman_ran, nth_keys) = std::thread::scope(|s| {
         // Barman's real delete on its copy, meanwhile.
         let tool = "barman-cloud-backup-delete";
         let theirs = s.spawn(|| run(&mut barman.barman(tool, &["-r", WINDOW])));
         prune_once_then_nothing(reference, &mut problems);
         let kills = killed_deletes(killed, seed);
         let barman_left_over = s.spawn(|| killed_after_last_info(barman_orphans, true));
+        let barman_nth_keys = s.spawn(|| killed_after_info(barman_nth, true, nth));
         let left_over_keys = killed_after_last_info(orphans, false);
+        let ours_nth_keys = killed_after_info(ours_nth, false, nth);
         (
             kills,
             left_over_keys,
             barman_left_over.join().expect("Barman's killed delete"),
             theirs.join().expect("Barman thread"),
+            (
+                ours_nth_keys,
+                barman_nth_keys.join().expect("Barman's killed delete"),
+            ),
         )
     });
     let killed_runs = kills.iter().filter(|k| k.1.is_some()).count();
@@ -401,6 +449,31 @@ fn a_killed_delete_converges_like_barman_and_prune_is_idempotent() {
     if let Some(problem) = problem {
         problems.push(format!(
             "killed right after its last backup.info deletion and re-run: {problem}"
+        ));
+    }
+    let (ours_nth_keys, barman_nth_keys) = nth_keys;
+    let (left, problem) = left_over(&ours_nth_keys, &expected, &seeded, &synthetic);
+    if let Some(problem) = problem {
+        problems.push(format!(
+            "killed right after the last but one backup.info deletion on timeline 1 and re-run: {problem}"
+        ));
+    }
+    if left == 0 {
+        problems.push(
+            "killed right after the last but one backup.info deletion on timeline 1, the delete \
+             left no WAL"
+                .into(),
+        );
+    }
+    eprintln!(
+        "retention kill test: killed after the last but one backup.info deletion on timeline \
+         1 and re-run, barnacle left {left} WAL objects more than an uninterrupted run"
+    );
+    if ours_nth_keys != barman_nth_keys {
+        problems.push(format!(
+            "killed right after the last but one backup.info deletion on timeline 1 and re-run, \
+             barnacle and Barman leave different buckets: barnacle vs Barman: {}",
+            difference(&ours_nth_keys, &barman_nth_keys)
         ));
     }
     if left_over_keys != barman_left_over {
