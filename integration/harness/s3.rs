@@ -110,7 +110,12 @@ fn seaweed() -> &'static Running {
         cmd.arg("mini")
             .arg(format!("-dir={}", dir.join("data").display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false"])
-            .args(["-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0"]);
+            .args(["-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
+            // One volume per bucket (collection): `weed mini` sizes volumes at 1 GiB and
+            // allows free-disk / 1 GiB of them (37 on a disk with 38 GiB free), fewer than the
+            // suite's buckets; past that every PUT into a new bucket is an InternalError.
+            // Small volumes, and a fixed count that does not depend on the disk.
+            .args(["-master.volumeSizeLimitMB=64", "-volume.max=2000"]);
         for flag in ["master", "volume", "filer", "s3"] {
             cmd.arg(format!("-{flag}.port.grpc={}", free_port()));
         }
