@@ -27,6 +27,22 @@ use crate::codec::{self, Compression, HashingWriter};
 use crate::error::{Error, Result};
 use crate::storage::Store;
 
+/// The WAL files PostgreSQL marked ready in `status_dir` (`pg_wal/archive_status`),
+/// in the order its archiver takes them: history files first, then by name.
+pub fn ready_files(status_dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(status_dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".ready").map(str::to_string))
+        .filter(|n| crate::pg::WalName::is_valid(n))
+        .collect();
+    names.sort_by_key(|n| (!n.ends_with(".history"), n.clone()));
+    names
+}
+
 /// Pushes the WAL file at `path` ahead of PostgreSQL's request and records it
 /// in `record` for `destination` — unless the file changed during the push.
 pub async fn push_ahead(
@@ -119,5 +135,34 @@ async fn archived_sha256(store: &Store, key: &str) -> Result<String> {
         Ok((_, sha, _)) => Ok(sha),
         Err(DecodeFailure::Decode(e)) => Err(e),
         Err(DecodeFailure::Write(e)) => Err(Error::Internal(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod ready_tests {
+    use super::ready_files;
+
+    #[test]
+    fn history_files_first_then_oldest() {
+        let dir = std::env::temp_dir().join(format!("barnacle-ready-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in [
+            "000000020000000000000003.ready",
+            "00000002.history.ready",
+            "000000010000000000000002.partial.ready",
+            "000000010000000000000001.done",
+            "junk.ready",
+        ] {
+            std::fs::write(dir.join(n), b"").unwrap();
+        }
+        assert_eq!(
+            ready_files(&dir),
+            [
+                "00000002.history",
+                "000000010000000000000002.partial",
+                "000000020000000000000003"
+            ]
+        );
     }
 }

@@ -83,20 +83,14 @@ pub fn forget_departed(record: &PushedRecord, pg_wal: &Path) {
 }
 
 /// Up to `limit` ready WAL files of `pg_wal` other than `except`, in the
-/// order PostgreSQL's archiver takes them: history files first, then oldest.
+/// order PostgreSQL's archiver takes them.
 fn ready_files(pg_wal: &Path, except: &str, limit: usize) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(pg_wal.join("archive_status")) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter_map(|n| n.strip_suffix(".ready").map(str::to_string))
-        .filter(|n| n != except && WalName::is_valid(n))
-        .collect();
-    names.sort_by_key(|n| (!n.ends_with(".history"), n.clone()));
-    names
+    if limit == 0 {
+        return Vec::new(); // no look-ahead: not even a directory scan per segment
+    }
+    archive::ready_files(&pg_wal.join("archive_status"))
         .into_iter()
+        .filter(|n| n != except)
         .take(limit)
         .map(|n| pg_wal.join(n))
         .collect()

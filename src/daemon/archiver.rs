@@ -21,10 +21,9 @@ use tokio::task::JoinSet;
 
 use super::metrics::Metrics;
 use crate::archive::pushed::{FileIdentity, PushedRecord};
-use crate::archive::{PushOptions, PushOutcome, push_ahead};
+use crate::archive::{PushOptions, PushOutcome, push_ahead, ready_files};
 use crate::error::Error;
 use crate::layout::ServerPrefix;
-use crate::pg::WalName;
 use crate::storage::Store;
 
 /// What the archiver needs.
@@ -39,21 +38,6 @@ pub struct ArchiverConfig {
     pub push: PushOptions,
     /// How often `archive_status` is scanned even without inotify events.
     pub poll_interval: Duration,
-}
-
-/// The ready files, in the archiver's order: history files first, then by name.
-pub fn ready_files(status_dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(status_dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter_map(|n| n.strip_suffix(".ready").map(str::to_string))
-        .filter(|n| WalName::is_valid(n))
-        .collect();
-    names.sort_by_key(|n| (!n.ends_with(".history"), n.clone()));
-    names
 }
 
 /// inotify events on `archive_status`, when they can be had.
@@ -247,30 +231,6 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn history_files_first_then_oldest() {
-        let dir = std::env::temp_dir().join(format!("barnacle-ready-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for n in [
-            "000000020000000000000003.ready",
-            "00000002.history.ready",
-            "000000010000000000000002.partial.ready",
-            "000000010000000000000001.done",
-            "junk.ready",
-        ] {
-            std::fs::write(dir.join(n), b"").unwrap();
-        }
-        assert_eq!(
-            ready_files(&dir),
-            [
-                "00000002.history",
-                "000000010000000000000002.partial",
-                "000000020000000000000003"
-            ]
-        );
-    }
 
     #[test]
     fn backoff_doubles_up_to_thirty_seconds() {
