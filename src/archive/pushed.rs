@@ -147,6 +147,16 @@ impl PushedRecord {
         let _ = fs::remove_file(self.dir.join(name));
     }
 
+    /// Removes the markers of WAL files no longer in `pg_wal` (archived, then
+    /// removed or recycled by PostgreSQL).
+    pub fn forget_departed(&self, pg_wal: &Path) {
+        for name in self.names() {
+            if !pg_wal.join(&name).exists() {
+                self.forget(&name);
+            }
+        }
+    }
+
     fn claim_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!(".{name}.claim"))
     }

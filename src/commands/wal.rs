@@ -72,16 +72,6 @@ pub fn already_pushed(args: &WalArchiveArgs) -> bool {
 /// How long `walpush` waits for a sidecar's push of the same file.
 const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Removes the markers of WAL files no longer in `pg_wal` (archived, then
-/// removed or recycled by PostgreSQL).
-pub fn forget_departed(record: &PushedRecord, pg_wal: &Path) {
-    for name in record.names() {
-        if !pg_wal.join(&name).exists() {
-            record.forget(&name);
-        }
-    }
-}
-
 /// Up to `limit` ready WAL files of `pg_wal` other than `except`, in the
 /// order PostgreSQL's archiver takes them.
 fn ready_files(pg_wal: &Path, except: &str, limit: usize) -> Vec<PathBuf> {
@@ -122,7 +112,7 @@ pub(super) async fn push(args: &WalArchiveArgs, default_gzip: bool) -> Result<Re
     let ahead = ready_files(&pg_wal, &name, args.max_parallel.saturating_sub(1));
     let record = pushed_record(args, &path);
     if args.max_parallel > 1 {
-        forget_departed(&record, &pg_wal);
+        record.forget_departed(&pg_wal);
     }
     let destination = destination(args);
     let others = join_all(ahead.iter().map(|p| {

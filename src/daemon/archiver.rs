@@ -159,7 +159,7 @@ pub async fn run(cfg: ArchiverConfig, metrics: Arc<Metrics>, mut shutdown: watch
         }
         if last_cleanup.elapsed() > Duration::from_secs(30) {
             last_cleanup = Instant::now();
-            crate::commands::wal::forget_departed(&record, &pg_wal);
+            record.forget_departed(&pg_wal);
             failures.retain(|name, _| pg_wal.join(name).exists());
         }
 
