@@ -26,6 +26,8 @@
 //! them for xz 5 on the hard segment); a filter
 //! such as `cargo bench --bench codec -- hard/gzip` runs a subset.
 
+mod common;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -35,8 +37,6 @@ use std::time::Duration;
 
 use barnacle::codec::{self, Compression};
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
-
-const DEFAULT_CORPUS: &str = "/var/tmp/barnacle-wal-corpus";
 
 /// The levels benchmarked per codec (Barman's low / medium / high for WAL).
 const LEVELS: [(Compression, &[i32]); 5] = [
@@ -105,33 +105,14 @@ impl Sizes {
     }
 }
 
-fn is_segment_name(name: &str) -> bool {
-    name.len() == 24
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
-}
-
-fn segments_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_str().is_some_and(is_segment_name))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// The corpus directory, generated when missing (bench mode only).
 fn corpus(bench_mode: bool) -> Option<PathBuf> {
     let dir = std::env::var_os("BARNACLE_WAL_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CORPUS));
+        .unwrap_or_else(|| PathBuf::from(common::DEFAULT_CORPUS));
     let present = |d: &Path| {
-        !segments_in(&d.join("easy")).is_empty() && !segments_in(&d.join("hard")).is_empty()
+        !common::segments_in(&d.join("easy")).is_empty()
+            && !common::segments_in(&d.join("hard")).is_empty()
     };
     if present(&dir) {
         return Some(dir);
@@ -163,34 +144,10 @@ fn corpus(bench_mode: bool) -> Option<PathBuf> {
     Some(dir)
 }
 
-/// The segment of `dir` whose gzip ratio is the median of the corpus (ranked
-/// at level 3 on every core, which orders segments as level 6 does).
-fn median_segment(dir: &Path) -> PathBuf {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut ranked: Vec<(f64, PathBuf)> = segments_in(dir)
-        .into_iter()
-        .map(|p| {
-            let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let packed =
-                codec::compress_buffer(&data, Compression::Gzip, 3, threads).expect("gzip");
-            (data.len() as f64 / packed.len() as f64, p)
-        })
-        .collect();
-    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (ratio, path) = ranked.swap_remove(ranked.len() / 2);
-    eprintln!(
-        "codec bench: {} is the median of {} segments in {} (gzip -3 ratio {ratio:.1}x)",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        ranked.len() + 1,
-        dir.display()
-    );
-    path
-}
-
 fn load(kind: &'static str, corpus: &Path, env: &str) -> Segment {
     let path = std::env::var_os(env)
         .map(PathBuf::from)
-        .unwrap_or_else(|| median_segment(&corpus.join(kind)));
+        .unwrap_or_else(|| common::median_segment(&corpus.join(kind)));
     let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     Segment { kind, path, data }
 }

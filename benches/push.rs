@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use barnacle::archive::{PushOptions, PushOutcome, push_wal};
 use barnacle::codec::Compression;
 use barnacle::layout::ServerPrefix;
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::{SamplingMode, Throughput};
 
 static PREFIX: AtomicU64 = AtomicU64::new(0);
 
@@ -30,17 +30,11 @@ fn main() {
     let Some(corpus) = common::corpus("push") else {
         return;
     };
-    let segs = [
-        common::segment("easy", &corpus, "BARNACLE_BENCH_EASY"),
-        common::segment("hard", &corpus, "BARNACLE_BENCH_HARD"),
-    ];
+    let segs = common::segments(&corpus);
     let rt = common::runtime();
     let stores = common::stores(&rt);
     let cores = common::cores();
-    let mut c = Criterion::default()
-        .without_plots()
-        .nresamples(10_000)
-        .configure_from_args();
+    let mut c = common::criterion();
     for st in &stores {
         for seg in &segs {
             eprintln!(

@@ -21,23 +21,17 @@ use barnacle::archive::{PushOptions, RestoreOptions, RestoreOutcome, push_wal, r
 use barnacle::codec::Compression;
 use barnacle::layout::ServerPrefix;
 use barnacle::pg::WalName;
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::{SamplingMode, Throughput};
 
 fn main() {
     let Some(corpus) = common::corpus("restore") else {
         return;
     };
-    let segs = [
-        common::segment("easy", &corpus, "BARNACLE_BENCH_EASY"),
-        common::segment("hard", &corpus, "BARNACLE_BENCH_HARD"),
-    ];
+    let segs = common::segments(&corpus);
     let rt = common::runtime();
     let stores = common::stores(&rt);
     let cores = common::cores();
-    let mut c = Criterion::default()
-        .without_plots()
-        .nresamples(10_000)
-        .configure_from_args();
+    let mut c = common::criterion();
     for st in &stores {
         for seg in &segs {
             eprintln!(

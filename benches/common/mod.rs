@@ -65,27 +65,57 @@ pub fn corpus(bench: &str) -> Option<PathBuf> {
     Some(dir)
 }
 
+/// The easy and the hard segment (each the median of its corpus, or the file
+/// `BARNACLE_BENCH_EASY` / `BARNACLE_BENCH_HARD` names).
+pub fn segments(corpus: &Path) -> [Segment; 2] {
+    [
+        segment("easy", corpus, "BARNACLE_BENCH_EASY"),
+        segment("hard", corpus, "BARNACLE_BENCH_HARD"),
+    ]
+}
+
+/// Criterion as the push and restore benches configure it.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .without_plots()
+        .nresamples(10_000)
+        .configure_from_args()
+}
+
 /// The segment of `kind` whose gzip-3 ratio is the median of its corpus (the
 /// one `benches/codec.rs` picks), or the file `env` names.
 pub fn segment(kind: &'static str, corpus: &Path, env: &str) -> Segment {
-    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut ranked: Vec<(f64, PathBuf)> = segments_in(&corpus.join(kind))
-            .into_iter()
-            .map(|p| {
-                let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                let packed =
-                    codec::compress_buffer(&data, Compression::Gzip, 3, threads).expect("gzip");
-                (data.len() as f64 / packed.len() as f64, p)
-            })
-            .collect();
-        ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-        ranked.swap_remove(ranked.len() / 2).1
-    });
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| median_segment(&corpus.join(kind)));
     let size = std::fs::metadata(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .len();
     Segment { kind, path, size }
+}
+
+/// The segment of `dir` whose gzip ratio is the median of the corpus (ranked
+/// at level 3 on every core, which orders segments as level 6 does).
+pub fn median_segment(dir: &Path) -> PathBuf {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut ranked: Vec<(f64, PathBuf)> = segments_in(dir)
+        .into_iter()
+        .map(|p| {
+            let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let packed =
+                codec::compress_buffer(&data, Compression::Gzip, 3, threads).expect("gzip");
+            (data.len() as f64 / packed.len() as f64, p)
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (ratio, path) = ranked.swap_remove(ranked.len() / 2);
+    eprintln!(
+        "bench: {} is the median of {} segments in {} (gzip -3 ratio {ratio:.1}x)",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        ranked.len() + 1,
+        dir.display()
+    );
+    path
 }
 
 /// A store to benchmark against, with its URL's key path and a directory
