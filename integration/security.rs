@@ -8,7 +8,7 @@
 //! credentials it was given (`reliability_summary::scan`, called by `support::run`).
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -240,18 +240,7 @@ fn http(port: u16, method: &str, path: &str) -> (u16, String) {
         body.len()
     )
     .expect("send");
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    crate::support::http_response(&mut s)
 }
 
 #[test]
