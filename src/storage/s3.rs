@@ -87,6 +87,30 @@ fn transit_backoff(n: u32) -> Duration {
     Duration::from_millis(base + random_u64() % (base / 2 + 1))
 }
 
+/// Runs `op`, and again (at most [`TRANSIT_RETRIES`] more times, after [`transit_backoff`])
+/// while it fails in a way `retry` accepts; logs `why` with `key` before each new attempt.
+async fn with_transit_retries<T, Fut>(
+    key: &str,
+    why: &str,
+    retry: impl Fn(&object_store::Error) -> bool,
+    op: impl Fn() -> Fut,
+) -> object_store::Result<T>
+where
+    Fut: std::future::Future<Output = object_store::Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if attempt < TRANSIT_RETRIES && retry(&e) => {
+                attempt += 1;
+                tracing::info!(key, error = %super::describe::chain_text(&e), "{why}");
+                tokio::time::sleep(transit_backoff(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A random number without a dependency: `RandomState` is seeded from the OS per instance.
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -337,24 +361,17 @@ impl S3Backend {
             ..Default::default()
         };
         let payload = object_store::PutPayload::from(body);
-        let mut attempt = 0;
-        let sent = loop {
-            match self
-                .store
-                .put_opts(&Path::from(key), payload.clone(), opts.clone())
-                .await
-            {
-                // A conditional put that timed out or lost its connection is not retried by
-                // object_store (not idempotent), but sending it again is safe: a copy that
-                // did land answers 412, which the caller then compares.
-                Err(e) if create && attempt < TRANSIT_RETRIES && is_ambiguous(&e) => {
-                    attempt += 1;
-                    tracing::info!(key, error = %super::describe::chain_text(&e), "conditional PUT interrupted; sending it again");
-                    tokio::time::sleep(transit_backoff(attempt)).await;
-                }
-                other => break other,
-            }
-        };
+        let path = Path::from(key);
+        // A conditional put that timed out or lost its connection is not retried by
+        // object_store (not idempotent), but sending it again is safe: a copy that did land
+        // answers 412, which the caller then compares.
+        let sent = with_transit_retries(
+            key,
+            "conditional PUT interrupted; sending it again",
+            |e| create && is_ambiguous(e),
+            || self.store.put_opts(&path, payload.clone(), opts.clone()),
+        )
+        .await;
         match sent {
             Ok(_) => Ok(PutOutcome::Created),
             Err(
@@ -407,17 +424,13 @@ impl S3Backend {
         prefix: Option<&str>,
         opts: PaginatedListOptions,
     ) -> object_store::Result<PaginatedListResult> {
-        let mut attempt = 0;
-        loop {
-            match self.store.list_paginated(prefix, opts.clone()).await {
-                Err(e) if attempt < TRANSIT_RETRIES && is_body_error(&e) => {
-                    attempt += 1;
-                    tracing::info!(prefix, error = %super::describe::chain_text(&e), "listing answer broken in transit; asking again");
-                    tokio::time::sleep(transit_backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        with_transit_retries(
+            prefix.unwrap_or(""),
+            "listing answer broken in transit; asking again",
+            is_body_error,
+            || self.store.list_paginated(prefix, opts.clone()),
+        )
+        .await
     }
 
     pub(super) async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>> {
