@@ -350,60 +350,122 @@ fn too_few_file_descriptors() {
         scanned,
     );
 
-    // A base backup that runs out of descriptors once started: FAILED, uploads aborted.
+    // A base backup that runs out of descriptors: no backup left STARTED, uploads aborted.
+    // How many descriptors a run needs varies from run to run (how many uploads and
+    // connections overlap), so the limit is raised one at a time until the backup succeeds:
+    // every run short of that must fail cleanly.
     let conn = connection(&sample.pg);
     let args: Vec<&str> = conn.iter().map(String::as_str).collect();
-    let r = run(with_nofile(
-        &mut archive.barnacle("barman-cloud-backup", &args),
-        12,
-    ));
-    assert_eq!(r.code, 1, "backup with 12 descriptors: {r:#?}");
-    r.one_line_error("too many open files");
+    let failures = until_enough(10..=64, |limit| {
+        run(with_nofile(
+            &mut archive.barnacle("barman-cloud-backup", &args),
+            limit,
+        ))
+    });
+    for (limit, r) in &failures {
+        assert_eq!(r.code, 1, "backup with {limit} descriptors: {r:#?}");
+        r.one_line_error("too many open files");
+        assert!(archive.s3.multipart_uploads(&archive.bucket, "").is_empty());
+    }
     let list =
         run(&mut archive.barnacle("barman-cloud-backup-list", &["--format", "json"])).ok("list");
-    assert!(
-        list.stdout.contains("\"status\": \"FAILED\""),
-        "{}",
+    let statuses = |status: &str| {
+        list.stdout
+            .matches(&format!("\"status\": \"{status}\""))
+            .count()
+    };
+    // Where the limit bites before `backup.info` STARTED is written nothing is stored; where
+    // it bites later the backup is FAILED (the FAILED path itself: `faults`).
+    assert_eq!(
+        statuses("STARTED"),
+        0,
+        "a backup left STARTED: {}",
         list.stdout
     );
-    assert!(archive.s3.multipart_uploads(&archive.bucket, "").is_empty());
-    let scanned = assert_no_secret("nofile backup", &r, &secrets);
+    let failed = statuses("FAILED");
+    let (limit, r) = failures
+        .last()
+        .expect("until_enough returns at least one failure");
+    let scanned = assert_no_secret("nofile backup", r, &secrets);
     note(
         "too many open files",
-        "barnacle backup with RLIMIT_NOFILE 12",
-        &r,
+        &format!("barnacle backup with RLIMIT_NOFILE 10 to {limit}"),
+        r,
         None,
         format!(
-            "{}; backup.info FAILED, no multipart upload left",
-            message(&r)
+            "{}; {failed} backup.info FAILED, none STARTED, no multipart upload left",
+            message(r)
         ),
         0,
         scanned,
     );
 
-    // A base restore that cannot open its files.
-    let data = dir.join("data");
-    let r = run(with_nofile(
-        archive
-            .barnacle("barman-cloud-restore", &[])
-            .arg(&sample.id)
-            .arg(&data),
-        12,
-    ));
-    assert_eq!(r.code, 4, "restore with 12 descriptors: {r:#?}");
-    r.one_line_error("too many open files");
-    assert!(!data.join("global/pg_control").exists());
-    let scanned = assert_no_secret("nofile restore", &r, &secrets);
+    // A base restore that cannot open its files: the same one-at-a-time raise.
+    let failures = until_enough(6..=64, |limit| {
+        let data = dir.join(format!("data-{limit}"));
+        let r = run(with_nofile(
+            archive
+                .barnacle("barman-cloud-restore", &[])
+                .arg(&sample.id)
+                .arg(&data),
+            limit,
+        ));
+        if r.code == 0 {
+            assert!(
+                data.join("global/pg_control").exists(),
+                "restored without pg_control"
+            );
+        }
+        r
+    });
+    for (limit, r) in &failures {
+        assert_eq!(r.code, 4, "restore with {limit} descriptors: {r:#?}");
+        r.one_line_error("too many open files");
+        let data = dir.join(format!("data-{limit}"));
+        assert!(
+            !data.join("global/pg_control").exists(),
+            "{limit}: pg_control restored"
+        );
+    }
+    let (limit, r) = failures
+        .last()
+        .expect("until_enough returns at least one failure");
+    let scanned = assert_no_secret("nofile restore", r, &secrets);
     note(
         "too many open files",
-        "barnacle restore with RLIMIT_NOFILE 12",
-        &r,
+        &format!("barnacle restore with RLIMIT_NOFILE 6 to {limit}"),
+        r,
         None,
         format!(
             "{}; no global/pg_control: PostgreSQL refuses to start it",
-            message(&r)
+            message(r)
         ),
         0,
         scanned,
+    );
+}
+
+/// Runs `attempt` with the descriptor limits of `limits` in turn until one exits 0, and
+/// returns the runs that failed before it, with their limit. Fails the test when the first
+/// limit already suffices (nothing was exhausted) or none does.
+fn until_enough(
+    limits: std::ops::RangeInclusive<u64>,
+    mut attempt: impl FnMut(u64) -> Ran,
+) -> Vec<(u64, Ran)> {
+    let mut failures = Vec::new();
+    for limit in limits.clone() {
+        let r = attempt(limit);
+        if r.code == 0 {
+            assert!(
+                !failures.is_empty(),
+                "already succeeds with {limit} descriptors"
+            );
+            return failures;
+        }
+        failures.push((limit, r));
+    }
+    panic!(
+        "still failing with {} descriptors: {failures:#?}",
+        limits.end()
     );
 }
