@@ -19,6 +19,10 @@ pub enum Trigger {
     /// Before forwarding the first request after the N-th (from 1) request
     /// that deletes a `backup.info`.
     AfterInfoDeletion(u64),
+    /// Before forwarding the `nth` (from 1) request that deletes WAL after
+    /// exactly `after_infos` requests that deleted a `backup.info`: in the
+    /// middle of a backup's WAL pass when `nth` > 1.
+    InWal { after_infos: u64, nth: u64 },
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +34,8 @@ struct State {
     killed_at: Option<u64>,
     /// A `backup.info` deletion was the last request forwarded.
     after_info: bool,
+    /// Requests deleting WAL forwarded since the last `backup.info` deletion.
+    wal_deletions: u64,
 }
 
 pub struct KillProxy {
@@ -149,6 +155,12 @@ fn deletes_backup_info(head: &str, body: &[u8]) -> bool {
             && String::from_utf8_lossy(body).contains("/backup.info</Key>"))
 }
 
+fn deletes_wal(head: &str, body: &[u8]) -> bool {
+    let line = head.lines().next().unwrap_or("");
+    (line.starts_with("DELETE ") && line.contains("/wals/"))
+        || (line.starts_with("POST ") && String::from_utf8_lossy(body).contains("/wals/"))
+}
+
 fn forward_requests(client: TcpStream, mut server: TcpStream, state: &Mutex<State>) {
     let mut reader = BufReader::new(client);
     while let Ok(Some((head, body))) = read_request(&mut reader) {
@@ -169,6 +181,11 @@ fn forward_requests(client: TcpStream, mut server: TcpStream, state: &Mutex<Stat
             let fire = match s.trigger {
                 Some(Trigger::AtRequest(at)) => n == at,
                 Some(Trigger::AfterInfoDeletion(k)) => s.after_info && s.info_deletions == k,
+                Some(Trigger::InWal { after_infos, nth }) => {
+                    s.info_deletions == after_infos
+                        && s.wal_deletions + 1 == nth
+                        && deletes_wal(&head, &body)
+                }
                 _ => false,
             };
             if fire && s.killed_at.is_none() {
@@ -184,6 +201,9 @@ fn forward_requests(client: TcpStream, mut server: TcpStream, state: &Mutex<Stat
                 s.after_info = deletes_backup_info(&head, &body);
                 if s.after_info {
                     s.info_deletions += 1;
+                    s.wal_deletions = 0;
+                } else if deletes_wal(&head, &body) {
+                    s.wal_deletions += 1;
                 }
             }
             s.killed_at.is_some()

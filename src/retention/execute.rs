@@ -1,11 +1,20 @@
-//! Carrying out a retention [`Plan`] against the store, in Barman's order:
-//! per backup, its archives (in batches of at most `batch_size` keys per
-//! DeleteObjects), then `backup.info` last — so an interrupted delete leaves a
-//! backup that a re-run finds and finishes — then its WAL: every object under
-//! each hash-directory prefix the rule allows (several prefixes at once, each
-//! listed when it is emptied, as Barman does), then the single WAL keys, less
-//! those this run already deleted with their prefix (Barman deletes them a
-//! second time; the final state is the same).
+//! Carrying out a retention [`Plan`] against the store. Per backup: its
+//! archives (in batches of at most `batch_size` keys per DeleteObjects), then
+//! the WAL its pass may delete (every object under each hash-directory prefix
+//! the rule allows, several prefixes at once, each listed when it is emptied
+//! as Barman does, and the single WAL keys, less those this run already
+//! deleted with their prefix), then `backup.info` last.
+//!
+//! Barman deletes `backup.info` before the WAL. A run killed between the two
+//! leaves WAL that no later run removes: the backup is gone from the
+//! catalogue, so its pass is never planned again, and when it was the last
+//! backup deleted (or the next one is on a newer timeline) no other pass
+//! reaches that WAL. Here the backup stays listed until its WAL is gone, so a
+//! re-run plans the same pass and finishes it: an interrupted delete, re-run,
+//! leaves exactly what an uninterrupted one leaves (`retention_kill` tests
+//! it). What a kill can leave for a moment is a listed, obsolete backup whose
+//! archives and WAL are partly gone; Barman's order leaves such a backup
+//! without its archives too, and either way the next run deletes it.
 //! Deleting what is already gone is not an error, which makes re-runs and
 //! concurrent runs converge on the same final state.
 
@@ -70,14 +79,6 @@ pub async fn execute(
             .delete_many(&deletion.files, batch_size)
             .await
             .map_err(backup_failed)?;
-        store
-            .delete_many(std::slice::from_ref(&deletion.backup_info), batch_size)
-            .await
-            .map_err(backup_failed)?;
-        removed.backups += 1;
-        removed.bytes +=
-            size_of(&deletion.files) + size_of(std::slice::from_ref(&deletion.backup_info));
-        tracing::info!(backup_id = %deletion.backup_id, "deleted backup");
         // Barman's later passes name again WALs an earlier pass deleted with
         // their whole prefix (see `super::wal`); deleting them again would
         // change nothing but double the store's work, so they are skipped.
@@ -115,6 +116,14 @@ pub async fn execute(
                 removed.bytes += size;
             }
         }
+        store
+            .delete_many(std::slice::from_ref(&deletion.backup_info), batch_size)
+            .await
+            .map_err(backup_failed)?;
+        removed.backups += 1;
+        removed.bytes +=
+            size_of(&deletion.files) + size_of(std::slice::from_ref(&deletion.backup_info));
+        tracing::info!(backup_id = %deletion.backup_id, "deleted backup");
     }
     Ok(removed)
 }
