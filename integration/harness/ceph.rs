@@ -95,10 +95,21 @@ fn start() -> Running {
 }
 
 /// Runs one setup command; panics with its output and the daemons' logs if it fails.
+/// A monitor still starting answers its first commands with "EPERM: problem getting
+/// command descriptions" (seen on a loaded machine): those are sent again, for up to 60 s.
 fn step(dir: &Path, cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (apt-get install ceph-common?)"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let out = loop {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (apt-get install ceph-common?)"));
+        let starting =
+            String::from_utf8_lossy(&out.stderr).contains("problem getting command descriptions");
+        if out.status.success() || !starting || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     if !out.status.success() {
         let logs: Vec<String> = [
             "mon.out",
