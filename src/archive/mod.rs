@@ -26,6 +26,7 @@ pub fn spool_hits(spool_dir: &std::path::Path) -> u64 {
 use crate::codec::{self, Compression, HashingWriter};
 use crate::error::{Error, Result};
 use crate::storage::Store;
+use crate::storage::chunk_reader::ChunkReader;
 
 /// The WAL files PostgreSQL marked ready in `status_dir` (`pg_wal/archive_status`),
 /// in the order its archiver takes them: history files first, then by name.
@@ -79,41 +80,70 @@ pub async fn push_ahead(
 
 /// Why decoding an archived object into a writer failed.
 enum DecodeFailure {
-    /// The object is corrupt or truncated.
+    /// The object is corrupt or truncated, or its download broke.
     Decode(Error),
     /// Writing the decoded bytes failed (disk full, I/O error).
     Write(std::io::Error),
 }
 
-/// Decodes an archived object (compression chosen by its key suffix) into
-/// `out`, returning the writer, the SHA-256 and the length of the content.
-fn decode_into<W: std::io::Write>(
-    key: &str,
-    body: &[u8],
-    out: W,
-) -> Result<(W, String, u64), DecodeFailure> {
-    use std::io::{Read, Write};
-    let (compression, _) = Compression::from_key(key);
-    let decompress_err = |source| {
-        DecodeFailure::Decode(Error::Decompress {
+/// An archived object being downloaded, to be decoded as its chunks arrive:
+/// memory stays a few chunks and buffers whatever the object's size.
+struct Download {
+    key: String,
+    reader: ChunkReader,
+    /// The content checksum recorded at push time, if any.
+    sha256: Option<String>,
+}
+
+/// Chunks of a download that may wait for the decoder.
+const CHUNKS_AHEAD: usize = 4;
+
+impl Download {
+    async fn start(store: &Store, key: &str) -> Result<Download> {
+        let object = store.get_stream(key).await?;
+        Ok(Download {
             key: key.to_string(),
-            compression: compression.map_or("none", Compression::name),
-            source,
+            reader: ChunkReader::spawn(object.chunks, CHUNKS_AHEAD),
+            sha256: object.sha256,
         })
-    };
-    let mut reader = codec::decoder(compression, body).map_err(decompress_err)?;
-    let mut writer = HashingWriter::new(out);
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(decompress_err(e)),
-        };
-        writer.write_all(&buf[..n]).map_err(DecodeFailure::Write)?;
     }
-    Ok(writer.finish())
+
+    /// Decodes the object (compression chosen by its key suffix) into `out`,
+    /// returning the writer, the SHA-256 and the length of the content.
+    /// Blocking: run it on a blocking thread.
+    fn decode_into<W: std::io::Write>(self, out: W) -> Result<(W, String, u64), DecodeFailure> {
+        use std::io::{Read, Write};
+        let Download { key, reader, .. } = self;
+        let download_failure = reader.failure();
+        let (compression, _) = Compression::from_key(&key);
+        let failed = |source: std::io::Error| {
+            let broken = download_failure
+                .lock()
+                .ok()
+                .and_then(|mut slot| slot.take());
+            DecodeFailure::Decode(match broken {
+                Some(e) => Error::Storage(e),
+                None => Error::Decompress {
+                    key: key.clone(),
+                    compression: compression.map_or("none", Compression::name),
+                    source,
+                },
+            })
+        };
+        let mut decoded = codec::decoder(compression, reader).map_err(failed)?;
+        let mut writer = HashingWriter::new(out);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match decoded.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(failed(e)),
+            };
+            writer.write_all(&buf[..n]).map_err(DecodeFailure::Write)?;
+        }
+        Ok(writer.finish())
+    }
 }
 
 /// The SHA-256 of an archived object's content: from its metadata when it
@@ -125,12 +155,10 @@ async fn archived_sha256(store: &Store, key: &str) -> Result<String> {
     {
         return Ok(sha);
     }
-    let object = store.get(key).await?;
-    let key = key.to_string();
-    let decoded =
-        tokio::task::spawn_blocking(move || decode_into(&key, &object.body, std::io::sink()))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+    let download = Download::start(store, key).await?;
+    let decoded = tokio::task::spawn_blocking(move || download.decode_into(std::io::sink()))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
     match decoded {
         Ok((_, sha, _)) => Ok(sha),
         Err(DecodeFailure::Decode(e)) => Err(e),

@@ -1,7 +1,8 @@
 //! Pushing one WAL file: `archive_command`.
 //!
-//! The file is read once; its SHA-256 and its compressed form are computed in
-//! parallel (gzip itself spreads over the cores as one member) while a listing
+//! The file is read once, a block at a time; its SHA-256 and its compressed
+//! form are computed as it is read (gzip itself spreads over the cores as one
+//! member) while a listing
 //! of the WAL's key stem looks for copies already archived under any
 //! compression suffix. Then:
 //!
@@ -12,13 +13,17 @@
 //!   the comparison above). On stores that reject conditional writes the
 //!   listing has already shown the key free, so a plain `PutObject` follows.
 //!
-//! `.history` files are never overwritten by construction. Memory: the file
-//! and its compressed copy (2 × 16 MiB for a default segment).
+//! `.history` files are never overwritten by construction. Memory: the
+//! compressed copy (one conditional `PutObject` needs the whole body) and a
+//! few 256 KiB blocks in flight; the file itself is read a block at a time.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use bytes::Bytes;
+use std::io::{ErrorKind, Read};
+
+use object_store::PutPayload;
+use sha2::{Digest, Sha256};
 
 use super::archived_sha256;
 use crate::codec::{self, Compression};
@@ -70,65 +75,71 @@ pub enum PushOutcome {
 /// A WAL file read, hashed and compressed, ready to upload.
 struct Prepared {
     sha256: String,
-    body: Bytes,
+    body: PutPayload,
     size: u64,
 }
 
-/// Reads a whole WAL file. The buffer is advised to use transparent huge
-/// pages: a 16 MiB segment then costs a handful of page faults instead of
-/// 4096, which is a fifth of the CPU of a push on compressible WAL.
-fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len() as usize;
-    let mut data = Vec::with_capacity(len + 1);
-    advise_huge_pages(data.as_mut_ptr() as usize, data.capacity());
-    file.read_to_end(&mut data)?;
-    Ok(data)
+/// A reader that remembers whether reading failed, to tell a read error
+/// from a compression error once both come out of the same pipeline.
+struct Watched<R> {
+    inner: R,
+    failed: bool,
 }
 
-/// `madvise(MADV_HUGEPAGE)` on the whole pages of a buffer; only a hint.
-fn advise_huge_pages(addr: usize, len: usize) {
-    const PAGE: usize = 4096;
-    let start = addr.next_multiple_of(PAGE);
-    let end = (addr + len) / PAGE * PAGE;
-    if end > start {
-        // SAFETY: the range lies inside a live allocation we own; MADV_HUGEPAGE
-        // only changes how the kernel backs it, never its contents.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-        }
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf);
+        self.failed |= read
+            .as_ref()
+            .is_err_and(|e| e.kind() != ErrorKind::Interrupted);
+        read
     }
 }
 
+/// Reads, hashes and compresses the WAL file at `path` in one pass, a block
+/// at a time (gzip over `opts.threads` threads): memory is a few blocks and
+/// the compressed copy, never the whole file.
 fn prepare(path: &Path, opts: &PushOptions) -> Result<Prepared> {
-    let data = read_file(path).map_err(|source| Error::ReadFile {
+    let read_failed = |source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
-    })?;
-    let size = data.len() as u64;
-    let Some(compression) = opts.compression else {
-        let sha256 = codec::sha256_hex(&data);
-        return Ok(Prepared {
-            sha256,
-            body: Bytes::from(data),
-            size,
-        });
     };
-    let (sha256, compressed) = std::thread::scope(|s| {
-        let hasher = s.spawn(|| codec::sha256_hex(&data));
-        let compressed = codec::compress_buffer(&data, compression, opts.level, opts.threads);
-        (hasher.join(), compressed)
-    });
-    let sha256 = sha256.map_err(|_| Error::Internal("hashing thread panicked".into()))?;
-    let compressed = compressed.map_err(|source| Error::Compress {
-        path: path.to_path_buf(),
-        compression: compression.name(),
-        source,
-    })?;
+    let file = std::fs::File::open(path).map_err(read_failed)?;
+    let size = file.metadata().map_err(read_failed)?.len();
+    let mut input = Watched {
+        inner: file,
+        failed: false,
+    };
+    let mut hasher = Sha256::new();
+    let chunks = codec::compress_stream(
+        &mut input,
+        opts.compression,
+        opts.level,
+        opts.threads,
+        size,
+        &mut |block| hasher.update(block),
+    );
+    let chunks = match chunks {
+        Ok(chunks) => chunks,
+        // A read error, or a file that changed size while it was read.
+        Err(source)
+            if input.failed
+                || opts.compression.is_none()
+                || source.kind() == ErrorKind::UnexpectedEof =>
+        {
+            return Err(read_failed(source));
+        }
+        Err(source) => {
+            return Err(Error::Compress {
+                path: path.to_path_buf(),
+                compression: opts.compression.map_or("none", Compression::name),
+                source,
+            });
+        }
+    };
     Ok(Prepared {
-        sha256,
-        body: Bytes::from(compressed),
+        sha256: hex::encode(hasher.finalize()),
+        body: chunks.into_iter().collect(),
         size,
     })
 }
@@ -193,7 +204,7 @@ pub async fn push_wal(
         sha256: Some(prepared.sha256.clone()),
         tags,
     };
-    let stored_size = prepared.body.len() as u64;
+    let stored_size = prepared.body.content_length() as u64;
     let outcome = match store
         .put_if_absent(&key, prepared.body.clone(), &attrs)
         .await

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use futures::future::join_all;
 
-use super::{DecodeFailure, decode_into, files, spool};
+use super::{DecodeFailure, Download, files, spool};
 use crate::codec::Compression;
 use crate::error::{Error, Result};
 use crate::layout::{ServerPrefix, basename};
@@ -91,15 +91,17 @@ fn select(
     }
 }
 
-/// Downloads `key` and installs it at `dest` via `tmp`, verifying its checksum.
+/// Downloads `key` and installs it at `dest` via `tmp`, verifying its
+/// checksum; the object is decoded as it arrives (bounded memory).
 async fn fetch_to(store: &Store, key: &str, dest: &Path, tmp: &Path) -> Result<u64> {
-    let object = store.get(key).await?;
+    let download = Download::start(store, key).await?;
     let (key, dest, tmp) = (key.to_string(), dest.to_path_buf(), tmp.to_path_buf());
     tokio::task::spawn_blocking(move || {
         let mut failure = None;
+        let expected = download.sha256.clone();
         let installed = files::install(&dest, &tmp, |file| {
-            let sink = std::io::BufWriter::with_capacity(1 << 20, file);
-            let (writer, sha, len) = match decode_into(&key, &object.body, sink) {
+            let sink = std::io::BufWriter::with_capacity(256 * 1024, file);
+            let (writer, sha, len) = match download.decode_into(sink) {
                 Ok(decoded) => decoded,
                 Err(DecodeFailure::Write(e)) => return Err(e),
                 Err(DecodeFailure::Decode(e)) => {
@@ -108,12 +110,12 @@ async fn fetch_to(store: &Store, key: &str, dest: &Path, tmp: &Path) -> Result<u
                 }
             };
             writer.into_inner().map_err(|e| e.into_error())?;
-            if let Some(expected) = &object.sha256
-                && *expected != sha
+            if let Some(expected) = expected
+                && expected != sha
             {
                 failure = Some(Error::ChecksumMismatch {
                     key: key.clone(),
-                    expected: expected.clone(),
+                    expected,
                     actual: sha,
                 });
                 return Err(std::io::Error::other("checksum mismatch"));

@@ -24,6 +24,7 @@ use crate::codec::{self, Compression};
 use crate::layout::ServerPrefix;
 use crate::layout::backup_info::{BackupInfo, BackupStatus, parse_py_datetime};
 use crate::pg::Lsn;
+use crate::storage::chunk_reader::ChunkReader;
 use crate::storage::{StorageError, Store};
 
 /// The recovery settings barnacle can write (its own extension).
@@ -181,27 +182,6 @@ pub fn archive_parts(keys: &[String], dir: &str, base: &str) -> Vec<String> {
     main
 }
 
-/// A blocking `Read` over chunks arriving from an async download.
-struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, StorageError>>,
-    current: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(e)) => return Err(io::Error::other(e)),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
-
 /// Downloads one part and extracts it into `dest`.
 async fn extract_part(
     store: &Store,
@@ -211,17 +191,20 @@ async fn extract_part(
 ) -> Result<u64, RestoreError> {
     let name = key.rsplit('/').next().unwrap_or(key);
     let compression = tar_compression(name).flatten();
-    let mut stream = store.get_stream(key).await?;
-    let (tx, rx) = mpsc::channel(8);
+    let progress = bar.clone();
+    let stream = (store.get_stream(key).await?.chunks)
+        .inspect(move |chunk| {
+            if let Ok(data) = chunk {
+                progress.inc(data.len() as u64);
+            }
+        })
+        .boxed();
+    let reader = ChunkReader::spawn(stream, 8);
     let (key_owned, dest) = (key.to_string(), dest.to_path_buf());
     // Decompression and extraction run on two threads, handing over 1 MiB
     // buffers: inflating and writing the files each take about half the time.
     let (plain_tx, plain_rx) = mpsc::channel::<Result<Bytes, StorageError>>(4);
     let decompressor = tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let reader = ChannelReader {
-            rx,
-            current: Bytes::new(),
-        };
         let mut decoded = codec::decoder(compression, reader)?;
         loop {
             let mut buf = vec![0u8; 1 << 20];
@@ -243,23 +226,8 @@ async fn extract_part(
             }
         }
     });
-    let extractor = tokio::task::spawn_blocking(move || {
-        let reader = ChannelReader {
-            rx: plain_rx,
-            current: Bytes::new(),
-        };
-        extract_tar(reader, &dest)
-    });
-    while let Some(chunk) = stream.next().await {
-        if let Ok(data) = &chunk {
-            bar.inc(data.len() as u64);
-        }
-        let failed = chunk.is_err();
-        if tx.send(chunk).await.is_err() || failed {
-            break;
-        }
-    }
-    drop(tx);
+    let extractor =
+        tokio::task::spawn_blocking(move || extract_tar(ChunkReader::new(plain_rx), &dest));
     let decoded = decompressor.await.map_err(|e| RestoreError::Archive {
         key: key_owned.clone(),
         detail: e.to_string(),

@@ -23,6 +23,8 @@ pub mod stream;
 
 use std::io::{self, Read, Write};
 
+use bytes::Bytes;
+
 pub use hashing::{HashingWriter, sha256_hex};
 pub use level::{CompressionLevel, LevelParseError};
 
@@ -118,53 +120,142 @@ impl Compression {
     }
 }
 
-/// Compresses a whole in-memory buffer (a WAL file) at a resolved level.
-/// gzip uses every core given in `threads` and still yields one gzip member.
+/// What streamed compression reads, inspects and compresses at a time.
+pub const STREAM_BLOCK: usize = parallel_gzip::DEFAULT_BLOCK_SIZE;
+
+/// Compresses everything `input` yields at a resolved level (`None`: stores it
+/// as is), [`STREAM_BLOCK`] at a time, handing each block read to `inspect`
+/// first (the caller hashes it). gzip uses up to `threads` threads and still
+/// yields one member. `len` is the length the caller expects to read (the
+/// LZ4 frame header records it); reading another length is an error. The result comes as chunks to upload without copying them
+/// together; memory is a few blocks plus the compressed output.
+pub fn compress_stream(
+    input: &mut dyn Read,
+    compression: Option<Compression>,
+    level: i32,
+    threads: usize,
+    len: u64,
+    inspect: &mut dyn FnMut(&[u8]),
+) -> io::Result<Vec<Bytes>> {
+    let read = std::cell::Cell::new(0u64);
+    let mut counted = |block: &[u8]| {
+        read.set(read.get() + block.len() as u64);
+        inspect(block);
+    };
+    // Checked before an encoder is finished (LZ4 refuses a frame whose
+    // recorded length is wrong).
+    let all_read = || {
+        if read.get() == len {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "read {} bytes where {len} were expected: the file changed while it was read",
+                    read.get()
+                ),
+            ))
+        }
+    };
+    let chunks = match compression {
+        None => {
+            let mut chunks = Vec::new();
+            feed(input, &mut counted, |block| {
+                chunks.push(Bytes::copy_from_slice(block));
+                Ok(())
+            })?;
+            chunks
+        }
+        Some(Compression::Gzip) => {
+            let level = level.clamp(1, 9) as u32;
+            parallel_gzip::compress_reader(input, level, threads, STREAM_BLOCK, &mut counted)?.0
+        }
+        Some(Compression::Bzip2) => {
+            let level = bzip2::Compression::new(level.clamp(1, 9) as u32);
+            let mut enc = bzip2::write::BzEncoder::new(Vec::new(), level);
+            feed(input, &mut counted, |block| enc.write_all(block))?;
+            all_read()?;
+            vec![Bytes::from(enc.finish()?)]
+        }
+        Some(Compression::Xz) => {
+            let mut enc = liblzma::write::XzEncoder::new(Vec::new(), level.clamp(0, 9) as u32);
+            feed(input, &mut counted, |block| enc.write_all(block))?;
+            all_read()?;
+            vec![Bytes::from(enc.finish()?)]
+        }
+        Some(Compression::Zstd) => {
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), level)?;
+            feed(input, &mut counted, |block| enc.write_all(block))?;
+            all_read()?;
+            vec![Bytes::from(enc.finish()?)]
+        }
+        Some(Compression::Lz4) => {
+            let mut enc = lz4::EncoderBuilder::new()
+                .level(level.clamp(0, 16) as u32)
+                .content_size(len)
+                .checksum(lz4::ContentChecksum::ChecksumEnabled)
+                .build(Vec::new())?;
+            feed(input, &mut counted, |block| enc.write_all(block))?;
+            all_read()?;
+            let (out, result) = enc.finish();
+            result?;
+            vec![Bytes::from(out)]
+        }
+        Some(Compression::Snappy) => {
+            let mut enc = snap::write::FrameEncoder::new(Vec::new());
+            feed(input, &mut counted, |block| enc.write_all(block))?;
+            all_read()?;
+            vec![Bytes::from(enc.into_inner().map_err(|e| e.into_error())?)]
+        }
+    };
+    all_read()?;
+    Ok(chunks)
+}
+
+/// Reads `input` to its end in [`STREAM_BLOCK`]s, handing each to `inspect`
+/// then to `each`.
+fn feed(
+    input: &mut dyn Read,
+    inspect: &mut dyn FnMut(&[u8]),
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut block = vec![0u8; STREAM_BLOCK];
+    loop {
+        let mut filled = 0;
+        while filled < block.len() {
+            match input.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        inspect(&block[..filled]);
+        each(&block[..filled])?;
+    }
+}
+
+/// Compresses a whole in-memory buffer at a resolved level: [`compress_stream`]
+/// over it, the chunks put together.
 pub fn compress_buffer(
     input: &[u8],
     compression: Compression,
     level: i32,
     threads: usize,
 ) -> io::Result<Vec<u8>> {
-    let capacity = input.len() / 2 + 1024;
-    match compression {
-        Compression::Gzip => parallel_gzip::compress(
-            input,
-            level.clamp(1, 9) as u32,
-            threads,
-            parallel_gzip::DEFAULT_BLOCK_SIZE,
-        ),
-        Compression::Bzip2 => {
-            let level = bzip2::Compression::new(level.clamp(1, 9) as u32);
-            let mut enc = bzip2::write::BzEncoder::new(Vec::with_capacity(capacity), level);
-            enc.write_all(input)?;
-            enc.finish()
-        }
-        Compression::Xz => {
-            let mut enc = liblzma::write::XzEncoder::new(
-                Vec::with_capacity(capacity),
-                level.clamp(0, 9) as u32,
-            );
-            enc.write_all(input)?;
-            enc.finish()
-        }
-        Compression::Zstd => zstd::bulk::compress(input, level),
-        Compression::Lz4 => {
-            let mut enc = lz4::EncoderBuilder::new()
-                .level(level.clamp(0, 16) as u32)
-                .content_size(input.len() as u64)
-                .checksum(lz4::ContentChecksum::ChecksumEnabled)
-                .build(Vec::with_capacity(capacity))?;
-            enc.write_all(input)?;
-            let (out, result) = enc.finish();
-            result.map(|()| out)
-        }
-        Compression::Snappy => {
-            let mut enc = snap::write::FrameEncoder::new(Vec::with_capacity(capacity));
-            enc.write_all(input)?;
-            enc.into_inner().map_err(|e| e.into_error())
-        }
-    }
+    let len = input.len() as u64;
+    let chunks = compress_stream(
+        &mut &input[..],
+        Some(compression),
+        level,
+        threads,
+        len,
+        &mut |_| {},
+    )?;
+    Ok(chunks.concat())
 }
 
 /// A streaming decoder for `compression` over `reader` (`None`: the bytes as
@@ -218,6 +309,65 @@ mod tests {
                     .unwrap();
                 assert_eq!(back, input, "{c:?} {level:?}");
             }
+        }
+    }
+
+    #[test]
+    fn streamed_compression_sees_every_byte_once_and_checks_the_length() {
+        let input = sample();
+        let len = input.len() as u64;
+        for c in [None].into_iter().chain(Compression::ALL.map(Some)) {
+            let mut seen = Vec::new();
+            let chunks = compress_stream(
+                &mut &input[..],
+                c,
+                c.map_or(0, |c| c.resolve_level(None)),
+                2,
+                len,
+                &mut |block| seen.extend_from_slice(block),
+            )
+            .unwrap();
+            assert_eq!(seen, input, "{c:?}: inspected bytes");
+            let mut back = Vec::new();
+            decoder(c, &chunks.concat()[..])
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, input, "{c:?}");
+            let short = compress_stream(&mut &input[..], c, 1, 2, len + 1, &mut |_| {});
+            assert_eq!(
+                short.map(drop).unwrap_err().kind(),
+                io::ErrorKind::UnexpectedEof,
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_read_error_stops_streamed_compression() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(7);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        for threads in [1, 2] {
+            let err = compress_stream(
+                &mut Failing(3 * STREAM_BLOCK / 2),
+                Some(Compression::Gzip),
+                3,
+                threads,
+                4 * STREAM_BLOCK as u64,
+                &mut |_| {},
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("disk on fire"), "{err}");
         }
     }
 

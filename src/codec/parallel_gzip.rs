@@ -8,14 +8,19 @@
 //! from the blocks' CRCs, and its length), they form a single RFC 1952 member,
 //! which Barman's single-member tar readers accept.
 
-use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::{Mutex, mpsc};
+
+use bytes::Bytes;
 
 use flate2::{Compress, FlushCompress, Status};
 
 /// Block size: large enough that priming and flush markers cost nothing,
-/// small enough that a 16 MiB WAL segment spreads over the cores.
-pub const DEFAULT_BLOCK_SIZE: usize = 1 << 20;
+/// small enough that a 16 MiB WAL segment spreads over the cores and that
+/// the blocks in flight stay a small part of a push's memory.
+pub const DEFAULT_BLOCK_SIZE: usize = 256 * 1024;
 
 /// Deflate's window: how far back a match may reach.
 const WINDOW: usize = 32 * 1024;
@@ -49,6 +54,19 @@ pub fn deflate_block(
     level: u32,
 ) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(flate2::Compression::new(level), false);
+    let mut out = Vec::new();
+    deflate_into(&mut c, dictionary, data, last, &mut out)?;
+    Ok(out)
+}
+
+/// [`deflate_block`] with a fresh (or just reset) `c`, into `out` (cleared).
+fn deflate_into(
+    c: &mut Compress,
+    dictionary: &[u8],
+    data: &[u8],
+    last: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     if !dictionary.is_empty() {
         let start = dictionary.len().saturating_sub(WINDOW);
         c.set_dictionary(&dictionary[start..])
@@ -59,93 +77,251 @@ pub fn deflate_block(
     } else {
         FlushCompress::Sync
     };
-    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 64);
+    out.clear();
+    out.reserve(data.len() + data.len() / 8 + 64);
+    let start_in = c.total_in();
     loop {
-        let consumed = c.total_in() as usize;
+        let consumed = (c.total_in() - start_in) as usize;
         let status = c
-            .compress_vec(&data[consumed..], &mut out, flush)
+            .compress_vec(&data[consumed..], out, flush)
             .map_err(io::Error::other)?;
-        let all_in = c.total_in() as usize == data.len();
+        let all_in = (c.total_in() - start_in) as usize == data.len();
         let done = match status {
             Status::StreamEnd => true,
             // A sync flush is complete once it stops filling the output.
             _ => !last && all_in && out.len() < out.capacity(),
         };
         if done {
-            return Ok(out);
+            return Ok(());
         }
         out.reserve(64 * 1024);
     }
 }
 
+/// One thread's deflater, reused block after block: one zlib state and one
+/// output buffer instead of a fresh pair per block.
+struct Deflater {
+    c: Compress,
+    scratch: Vec<u8>,
+}
+
+impl Deflater {
+    fn new(level: u32) -> Deflater {
+        Deflater {
+            c: Compress::new(flate2::Compression::new(level), false),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// One block deflated (see [`deflate_block`]) with its CRC-32; the output
+    /// copied out at its exact length, since it is kept until the upload.
+    fn block(
+        &mut self,
+        dictionary: &[u8],
+        data: &[u8],
+        last: bool,
+    ) -> io::Result<(Vec<u8>, crc32fast::Hasher)> {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(data);
+        self.c.reset();
+        deflate_into(&mut self.c, dictionary, data, last, &mut self.scratch)?;
+        Ok((self.scratch.clone(), crc))
+    }
+}
+
+/// Compresses what `input` yields into one gzip member, `block_size` at a
+/// time on up to `threads` threads, handing every block read to `inspect`
+/// first (the caller hashes it). Returns the member as chunks (header, one per
+/// block, trailer), ready to upload without copying them together, and the
+/// number of bytes read. Memory: about two blocks per thread in flight, plus
+/// the compressed output.
+pub fn compress_reader(
+    input: &mut dyn Read,
+    level: u32,
+    threads: usize,
+    block_size: usize,
+    inspect: &mut dyn FnMut(&[u8]),
+) -> io::Result<(Vec<Bytes>, u64)> {
+    let block_size = block_size.max(WINDOW);
+    let mut member = Member::new(level);
+    let total = if threads <= 1 {
+        let mut deflater = Deflater::new(level);
+        let mut dictionary = Vec::new();
+        let spare = RefCell::new(Vec::new());
+        for_each_block(input, block_size, inspect, &spare, |data, last| {
+            member.push(deflater.block(&dictionary, &data, last)?);
+            dictionary = window_of(&data);
+            spare.borrow_mut().push(data);
+            Ok(())
+        })?
+    } else {
+        compress_on_workers(input, level, threads, block_size, inspect, &mut member)?
+    };
+    Ok((member.finish(total), total))
+}
+
+/// A gzip member being assembled from compressed blocks, in order.
+struct Member {
+    chunks: Vec<Bytes>,
+    crc: crc32fast::Hasher,
+}
+
+impl Member {
+    fn new(level: u32) -> Member {
+        Member {
+            chunks: vec![Bytes::copy_from_slice(&header(level))],
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+
+    fn push(&mut self, (block, crc): (Vec<u8>, crc32fast::Hasher)) {
+        self.crc.combine(&crc);
+        self.chunks.push(Bytes::from(block));
+    }
+
+    fn finish(mut self, len: u64) -> Vec<Bytes> {
+        let crc = self.crc.finalize();
+        self.chunks.push(Bytes::copy_from_slice(&trailer(crc, len)));
+        self.chunks
+    }
+}
+
+/// The last [`WINDOW`] bytes of `data`: the next block's dictionary.
+fn window_of(data: &[u8]) -> Vec<u8> {
+    data[data.len().saturating_sub(WINDOW)..].to_vec()
+}
+
+/// Reads `input` in blocks of `block_size` (the last may be shorter, or
+/// empty for an empty input), hands each to `inspect` then to `each` with
+/// whether it is the last; returns the number of bytes read. Blocks are read
+/// into the buffers `each` puts back in `spare` when there are some.
+fn for_each_block(
+    input: &mut dyn Read,
+    block_size: usize,
+    inspect: &mut dyn FnMut(&[u8]),
+    spare: &RefCell<Vec<Vec<u8>>>,
+    mut each: impl FnMut(Vec<u8>, bool) -> io::Result<()>,
+) -> io::Result<u64> {
+    let read_block = |input: &mut dyn Read| -> io::Result<Vec<u8>> {
+        let mut block = spare.borrow_mut().pop().unwrap_or_default();
+        block.clear();
+        block.reserve_exact(block_size);
+        input.take(block_size as u64).read_to_end(&mut block)?;
+        Ok(block)
+    };
+    let mut total = 0u64;
+    let mut current = read_block(input)?;
+    loop {
+        inspect(&current);
+        total += current.len() as u64;
+        let next = if current.len() == block_size {
+            read_block(input)?
+        } else {
+            Vec::new()
+        };
+        let last = next.is_empty();
+        each(current, last)?;
+        if last {
+            return Ok(total);
+        }
+        current = next;
+    }
+}
+
+/// A block to compress: its index, dictionary, data, and whether it is last.
+type Job = (usize, Vec<u8>, Vec<u8>, bool);
+/// A compressed block (or why not), and the block's buffer to read into again.
+type Done = (usize, io::Result<(Vec<u8>, crc32fast::Hasher)>, Vec<u8>);
+
+/// [`compress_reader`] with `threads` workers: this thread reads, inspects
+/// and hands out blocks (at most `threads` waiting), and puts the compressed
+/// blocks back in order as they come.
+fn compress_on_workers(
+    input: &mut dyn Read,
+    level: u32,
+    threads: usize,
+    block_size: usize,
+    inspect: &mut dyn FnMut(&[u8]),
+    member: &mut Member,
+) -> io::Result<u64> {
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
+            s.spawn(move || {
+                let mut deflater = Deflater::new(level);
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((i, dictionary, data, last)) = job else {
+                        return;
+                    };
+                    let done = deflater.block(&dictionary, &data, last);
+                    if done_tx.send((i, done, data)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut waiting: BTreeMap<usize, (Vec<u8>, crc32fast::Hasher)> = BTreeMap::new();
+        let mut next_out = 0;
+        let spare = RefCell::new(Vec::new());
+        let mut put_back = |(i, done, data): Done, member: &mut Member| -> io::Result<()> {
+            spare.borrow_mut().push(data);
+            waiting.insert(i, done?);
+            while let Some(block) = waiting.remove(&next_out) {
+                member.push(block);
+                next_out += 1;
+            }
+            Ok(())
+        };
+        let mut dictionary = Vec::new();
+        let mut sent = 0;
+        let read = for_each_block(input, block_size, inspect, &spare, |data, last| {
+            let next_dictionary = window_of(&data);
+            let job = (
+                sent,
+                std::mem::replace(&mut dictionary, next_dictionary),
+                data,
+                last,
+            );
+            job_tx
+                .send(job)
+                .map_err(|_| io::Error::other("compression worker panicked"))?;
+            sent += 1;
+            while let Ok(done) = done_rx.try_recv() {
+                put_back(done, member)?;
+            }
+            Ok(())
+        });
+        // No more jobs: the workers finish theirs and stop.
+        drop(job_tx);
+        let total = read?;
+        for done in done_rx.iter() {
+            put_back(done, member)?;
+        }
+        if next_out != sent {
+            return Err(io::Error::other("compression worker panicked"));
+        }
+        Ok(total)
+    })
+}
+
 /// Compresses `input` into one gzip member using up to `threads` threads.
+#[cfg(test)]
 pub fn compress(
     input: &[u8],
     level: u32,
     threads: usize,
     block_size: usize,
 ) -> io::Result<Vec<u8>> {
-    let block_size = block_size.max(WINDOW);
-    let blocks = input.len().div_ceil(block_size).max(1);
-    let work = |i: usize| -> io::Result<(Vec<u8>, crc32fast::Hasher)> {
-        let start = i * block_size;
-        let end = (start + block_size).min(input.len());
-        let data = &input[start..end];
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(data);
-        let dict = &input[start.saturating_sub(WINDOW)..start];
-        Ok((deflate_block(dict, data, i + 1 == blocks, level)?, crc))
-    };
-
-    let workers = threads.clamp(1, blocks);
-    let mut results: Vec<Option<(Vec<u8>, crc32fast::Hasher)>> =
-        (0..blocks).map(|_| None).collect();
-    if workers == 1 {
-        for (i, slot) in results.iter_mut().enumerate() {
-            *slot = Some(work(i)?);
-        }
-    } else {
-        let next = AtomicUsize::new(0);
-        let per_worker = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= blocks {
-                                return Ok::<_, io::Error>(done);
-                            }
-                            done.push((i, work(i)?));
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("compression worker panicked")))
-                })
-                .collect::<Vec<_>>()
-        });
-        for batch in per_worker {
-            for (i, r) in batch? {
-                results[i] = Some(r);
-            }
-        }
-    }
-
-    let body: usize = results.iter().flatten().map(|(b, _)| b.len()).sum();
-    let mut out = Vec::with_capacity(body + 18);
-    out.extend_from_slice(&header(level));
-    let mut crc = crc32fast::Hasher::new();
-    for (block, block_crc) in results.into_iter().flatten() {
-        out.extend_from_slice(&block);
-        crc.combine(&block_crc);
-    }
-    out.extend_from_slice(&trailer(crc.finalize(), input.len() as u64));
-    Ok(out)
+    let (chunks, _) = compress_reader(&mut &input[..], level, threads, block_size, &mut |_| {})?;
+    Ok(chunks.concat())
 }
 
 #[cfg(test)]

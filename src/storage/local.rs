@@ -23,11 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use futures::stream::BoxStream;
+use object_store::PutPayload;
 
 use super::{
     BucketState, DirListing, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result, StorageError,
-    StoredObject,
+    StoredObject, StreamedObject,
 };
 
 const TEMP_PREFIX: &str = ".barnacle-tmp-";
@@ -132,7 +132,7 @@ impl LocalBackend {
     pub(super) async fn put(
         &self,
         key: &str,
-        body: Bytes,
+        body: PutPayload,
         attrs: &PutAttrs,
         create: bool,
     ) -> Result<PutOutcome> {
@@ -149,7 +149,9 @@ impl LocalBackend {
             let tmp = temp_name(&dir, &name);
             let result = (|| {
                 let mut f = File::create(&tmp).map_err(local_err("create", &tmp))?;
-                f.write_all(&body).map_err(local_err("write", &tmp))?;
+                for chunk in &body {
+                    f.write_all(chunk).map_err(local_err("write", &tmp))?;
+                }
                 if let Some(sha) = &sha {
                     set_sha256(&f, sha);
                 }
@@ -269,7 +271,7 @@ impl LocalBackend {
         Ok(out)
     }
 
-    pub(super) async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+    pub(super) async fn get_stream(&self, key: &str) -> Result<StreamedObject> {
         self.require_root()?;
         let path = self.path_of(key);
         let file = match File::open(&path) {
@@ -281,8 +283,9 @@ impl LocalBackend {
             }
             Err(e) => return Err(local_err("open", &path)(e)),
         };
+        let sha256 = get_sha256(&path);
         let state = (Some(file), path);
-        Ok(futures::stream::unfold(state, |(file, path)| async move {
+        let chunks = futures::stream::unfold(state, |(file, path)| async move {
             let mut file = file?;
             let read = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; 1 << 20];
@@ -298,7 +301,8 @@ impl LocalBackend {
                 Err(e) => Some((Err(local_err("read", &path)(e)), (None, path))),
             }
         })
-        .boxed())
+        .boxed();
+        Ok(StreamedObject { chunks, sha256 })
     }
 
     pub(super) async fn create_multipart(&self, key: &str) -> Result<LocalMultipart> {
@@ -427,11 +431,11 @@ mod tests {
             ..Default::default()
         };
         let first = store
-            .put("s/wals/x", Bytes::from_static(b"one"), &attrs, true)
+            .put("s/wals/x", Bytes::from_static(b"one").into(), &attrs, true)
             .await
             .unwrap();
         let second = store
-            .put("s/wals/x", Bytes::from_static(b"two"), &attrs, true)
+            .put("s/wals/x", Bytes::from_static(b"two").into(), &attrs, true)
             .await
             .unwrap();
         assert_eq!(
@@ -446,11 +450,21 @@ mod tests {
         let root = tempdir();
         let store = LocalBackend::new(root.clone());
         store
-            .put("a/b", Bytes::from_static(b"1"), &PutAttrs::default(), false)
+            .put(
+                "a/b",
+                Bytes::from_static(b"1").into(),
+                &PutAttrs::default(),
+                false,
+            )
             .await
             .unwrap();
         store
-            .put("a/b", Bytes::from_static(b"2"), &PutAttrs::default(), false)
+            .put(
+                "a/b",
+                Bytes::from_static(b"2").into(),
+                &PutAttrs::default(),
+                false,
+            )
             .await
             .unwrap();
         assert_eq!(&store.get("a/b").await.unwrap().body[..], b"2");
@@ -473,7 +487,12 @@ mod tests {
             "q/x",
         ] {
             store
-                .put(key, Bytes::from_static(b"x"), &PutAttrs::default(), true)
+                .put(
+                    key,
+                    Bytes::from_static(b"x").into(),
+                    &PutAttrs::default(),
+                    true,
+                )
                 .await
                 .unwrap();
         }
@@ -512,7 +531,7 @@ mod tests {
             ..Default::default()
         };
         store
-            .put("k", Bytes::from_static(b"12345"), &attrs, true)
+            .put("k", Bytes::from_static(b"12345").into(), &attrs, true)
             .await
             .unwrap();
         let info = store.head("k").await.unwrap().unwrap();

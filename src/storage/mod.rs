@@ -16,6 +16,7 @@
 //! * No request carries the flexible-checksum headers (`x-amz-checksum-*`,
 //!   `aws-chunked` trailers) that break Ceph RGW and other S3-compatible stores.
 
+pub mod chunk_reader;
 mod describe;
 mod local;
 pub mod profile;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use object_store::PutPayload;
 
 pub use s3::{AddressingStyle, Encryption, S3Options};
 pub use url::StoreUrl;
@@ -112,6 +114,12 @@ pub enum PutOutcome {
 #[derive(Debug, Clone)]
 pub struct StoredObject {
     pub body: Bytes,
+    pub sha256: Option<String>,
+}
+
+/// An object read as a stream of chunks, with its stored checksum.
+pub struct StreamedObject {
+    pub chunks: BoxStream<'static, Result<Bytes>>,
     pub sha256: Option<String>,
 }
 
@@ -254,9 +262,10 @@ impl Store {
     pub async fn put_if_absent(
         &self,
         key: &str,
-        body: Bytes,
+        body: impl Into<PutPayload>,
         attrs: &PutAttrs,
     ) -> Result<PutOutcome> {
+        let body = body.into();
         match &self.backend {
             Backend::S3(s) => s.put(key, body, attrs, true).await,
             Backend::Local(l) => l.put(key, body, attrs, true).await,
@@ -264,7 +273,13 @@ impl Store {
     }
 
     /// Stores `body` at `key`, replacing any object there.
-    pub async fn put(&self, key: &str, body: Bytes, attrs: &PutAttrs) -> Result<()> {
+    pub async fn put(
+        &self,
+        key: &str,
+        body: impl Into<PutPayload>,
+        attrs: &PutAttrs,
+    ) -> Result<()> {
+        let body = body.into();
         match &self.backend {
             Backend::S3(s) => s.put(key, body, attrs, false).await.map(drop),
             Backend::Local(l) => l.put(key, body, attrs, false).await.map(drop),
@@ -310,8 +325,9 @@ impl Store {
         Ok(listing)
     }
 
-    /// Reads an object as a stream of chunks (large objects: backup tars).
-    pub async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+    /// Reads an object as a stream of chunks, in bounded memory (backup tars,
+    /// WAL). A missing object is [`StorageError::NotFound`].
+    pub async fn get_stream(&self, key: &str) -> Result<StreamedObject> {
         match &self.backend {
             Backend::S3(s) => s.get_stream(key).await,
             Backend::Local(l) => l.get_stream(key).await,

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+use object_store::PutPayload;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::list::{PaginatedListOptions, PaginatedListResult, PaginatedListStore};
 use object_store::path::Path;
@@ -34,7 +34,7 @@ use object_store::{
 use super::describe::{classify, is_ambiguous, is_body_error};
 use super::{
     BucketState, DirListing, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result,
-    SHA256_METADATA_KEY, StorageError, StoredObject, profile,
+    SHA256_METADATA_KEY, StorageError, StoredObject, StreamedObject, profile,
 };
 
 /// `--addressing-style`.
@@ -345,7 +345,7 @@ impl S3Backend {
     pub(super) async fn put(
         &self,
         key: &str,
-        body: Bytes,
+        payload: PutPayload,
         attrs: &PutAttrs,
         create: bool,
     ) -> Result<PutOutcome> {
@@ -360,7 +360,6 @@ impl S3Backend {
             attributes,
             ..Default::default()
         };
-        let payload = object_store::PutPayload::from(body);
         let path = Path::from(key);
         // A conditional put that timed out or lost its connection is not retried by
         // object_store (not idempotent), but sending it again is safe: a copy that did land
@@ -382,16 +381,20 @@ impl S3Backend {
         }
     }
 
+    /// The content checksum barnacle stored with an object, if any.
+    fn stored_sha256(attributes: &object_store::Attributes) -> Option<String> {
+        attributes
+            .get(&Attribute::Metadata(SHA256_METADATA_KEY.into()))
+            .map(|v| v.to_string())
+    }
+
     pub(super) async fn get(&self, key: &str) -> Result<StoredObject> {
         let result = self
             .store
             .get_opts(&Path::from(key), GetOptions::default())
             .await
             .map_err(|e| self.err(e, "GET", key))?;
-        let sha256 = result
-            .attributes
-            .get(&Attribute::Metadata(SHA256_METADATA_KEY.into()))
-            .map(|v| v.to_string());
+        let sha256 = Self::stored_sha256(&result.attributes);
         let body = result.bytes().await.map_err(|e| self.err(e, "GET", key))?;
         Ok(StoredObject { body, sha256 })
     }
@@ -404,10 +407,7 @@ impl S3Backend {
         match self.store.get_opts(&Path::from(key), opts).await {
             Ok(r) => Ok(Some(ObjectInfo {
                 size: r.meta.size,
-                sha256: r
-                    .attributes
-                    .get(&Attribute::Metadata(SHA256_METADATA_KEY.into()))
-                    .map(|v| v.to_string()),
+                sha256: Self::stored_sha256(&r.attributes),
             })),
             Err(e) => match self.err(e, "HEAD", key) {
                 StorageError::NotFound { .. } => Ok(None),
@@ -563,17 +563,19 @@ impl S3Backend {
         }
     }
 
-    pub(super) async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+    pub(super) async fn get_stream(&self, key: &str) -> Result<StreamedObject> {
         let result = self
             .store
             .get_opts(&Path::from(key), GetOptions::default())
             .await
             .map_err(|e| self.err(e, "GET", key))?;
+        let sha256 = Self::stored_sha256(&result.attributes);
         let (key, bucket, endpoint) = (key.to_string(), self.bucket.clone(), self.endpoint.clone());
-        Ok(result
+        let chunks = result
             .into_stream()
             .map_err(move |e| classify(e, "GET", &key, &bucket, &endpoint))
-            .boxed())
+            .boxed();
+        Ok(StreamedObject { chunks, sha256 })
     }
 
     pub(super) async fn create_multipart(

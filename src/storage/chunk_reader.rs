@@ -1,0 +1,104 @@
+//! A blocking `Read` over an object's chunks as they arrive from an async
+//! download, for decoders that run on a blocking thread. At most `depth`
+//! chunks wait in between: memory stays bounded whatever the object's size.
+
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::mpsc;
+
+use super::{Result, StorageError};
+
+/// Where a [`ChunkReader`] leaves the download error it met (it can only
+/// return an `io::Error` itself).
+pub type DownloadFailure = Arc<Mutex<Option<StorageError>>>;
+
+pub struct ChunkReader {
+    rx: mpsc::Receiver<Result<Bytes>>,
+    current: Bytes,
+    failure: DownloadFailure,
+}
+
+impl ChunkReader {
+    /// Reads the chunks sent on `rx`; the sender's end is the end of the data.
+    pub fn new(rx: mpsc::Receiver<Result<Bytes>>) -> ChunkReader {
+        ChunkReader {
+            rx,
+            current: Bytes::new(),
+            failure: DownloadFailure::default(),
+        }
+    }
+
+    /// Forwards `chunks` from a task on the current runtime, `depth` chunks
+    /// ahead of the reader. The task ends at the first error (passed on) or
+    /// when the reader is dropped.
+    pub fn spawn(mut chunks: BoxStream<'static, Result<Bytes>>, depth: usize) -> ChunkReader {
+        let (tx, rx) = mpsc::channel(depth.max(1));
+        tokio::spawn(async move {
+            while let Some(chunk) = chunks.next().await {
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        ChunkReader::new(rx)
+    }
+
+    /// The download error this reader met, once it has returned it.
+    pub fn failure(&self) -> DownloadFailure {
+        self.failure.clone()
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => {
+                    let message = e.to_string();
+                    if let Ok(mut slot) = self.failure.lock() {
+                        *slot = Some(e);
+                    }
+                    return Err(io::Error::other(message));
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_every_chunk_then_reports_the_download_error() {
+        let chunks: Vec<Result<Bytes>> = vec![
+            Ok(Bytes::from_static(b"abc")),
+            Ok(Bytes::from_static(b"defg")),
+            Err(StorageError::NotFound { key: "k".into() }),
+        ];
+        let reader = ChunkReader::spawn(futures::stream::iter(chunks).boxed(), 1);
+        let failure = reader.failure();
+        let (data, err) = tokio::task::spawn_blocking(move || {
+            let mut reader = reader;
+            let mut data = Vec::new();
+            let err = reader.read_to_end(&mut data).unwrap_err();
+            (data, err)
+        })
+        .await
+        .unwrap();
+        assert_eq!(data, b"abcdefg");
+        assert!(err.to_string().contains("k"), "{err}");
+        let failure = failure.lock().unwrap().take();
+        assert!(matches!(failure, Some(StorageError::NotFound { .. })));
+    }
+}
