@@ -242,6 +242,23 @@ fn sidecar_keeps_up_survives_kills_backs_up_on_schedule_and_serves_recovery() {
         sidecar = start_sidecar(&s, port, &extra[2..], &spool, &log);
     }
     assert!(load.wait().expect("pgbench").success());
+    // A loaded machine writes fewer segments in those 20 s: more load, still
+    // beside the sidecar, until the WAL reaches 205 segments (the archive
+    // count below wants 200).
+    let segment_now = || {
+        let name = s.pg.psql("select pg_walfile_name(pg_current_wal_lsn())");
+        let hex = |r: std::ops::Range<usize>| u64::from_str_radix(&name[r], 16).expect("WAL name");
+        hex(8..16) * 0x100 + hex(16..24)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while segment_now() < 205 && Instant::now() < deadline {
+        assert!(
+            pgbench(&["-c", "2", "-T", "5"])
+                .wait()
+                .expect("pgbench")
+                .success()
+        );
+    }
     // Then steady, at a sustained rate (this machine is shared with the rest
     // of the suite): once the sidecar has caught up, few files wait.
     let caught_up = harness::poll(Duration::from_secs(60), Duration::from_millis(100), || {
