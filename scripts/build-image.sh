@@ -17,7 +17,7 @@
 #   --save DIR         also write each image as an OCI archive into DIR
 # Environment: IMAGE_BUILD_FLAGS is added to every build command (e.g. "--pull=never").
 #
-# The static binary: RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target
+# The static binary: RUSTFLAGS='-C target-feature=+crt-static' cargo build --profile dist --target
 # x86_64-unknown-linux-gnu (glibc static-pie; aws-lc, zstd, lz4 and liblzma are C and link in),
 # without debug info. The script checks it is static before using it.
 # On hosts like our CI machines (hybrid cgroups, no registry) podman needs the settings in
@@ -62,9 +62,9 @@ took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 if [ -z "$binary" ]; then
   t=$(now)
   target=x86_64-unknown-linux-gnu
-  RUSTFLAGS='-C target-feature=+crt-static' CARGO_PROFILE_RELEASE_DEBUG=false \
-    cargo build --release --locked --target "$target" --bin barnacle
-  binary=target/$target/release/barnacle
+  RUSTFLAGS='-C target-feature=+crt-static' CARGO_PROFILE_DIST_DEBUG=false \
+    cargo build --profile dist --locked --target "$target" --bin barnacle
+  binary=target/$target/dist/barnacle
   if ldd "$binary" 2>/dev/null | grep -q '=>'; then
     echo "build-image.sh: $binary is not statically linked" >&2
     exit 1

@@ -49,8 +49,8 @@
 #                (default /opt/bt/venv when it has them, otherwise one is
 #                created in target/compare-walpush-venv)
 #   PGBIN        PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
-#   NO_BUILD=1   skip `cargo build --release`
-#   BARNACLE     the barnacle binary to measure (default target/release/barnacle)
+#   NO_BUILD=1   skip `cargo build --profile dist`
+#   BARNACLE     the barnacle binary to measure (default target/dist/barnacle)
 #   KEEP=1       keep the work directory (cluster, store) after the run
 # Run as root (runuser starts the cluster as postgres). For steadier numbers on
 # a shared machine:
@@ -73,10 +73,10 @@ log() { echo "compare-backup: $*" >&2; }
 
 # 1. barnacle, release build.
 if [ "${NO_BUILD:-0}" != 1 ]; then
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet)
+    log "cargo build --profile dist"
+    (cd "$ROOT" && cargo build --profile dist --quiet)
 fi
-BARNACLE=${BARNACLE:-$ROOT/target/release/barnacle}
+BARNACLE=${BARNACLE:-$ROOT/target/dist/barnacle}
 [ -x "$BARNACLE" ] || { log "no $BARNACLE"; exit 1; }
 
 # 2. Barman and SeaweedFS.
@@ -115,7 +115,7 @@ trap cleanup EXIT
 
 mkdir -p "$WORK/bin" "$WORK/weed" "$WORK/restore"
 # The names are symlinks to a copy of the binary taken now: other people's
-# `cargo build` may replace target/release/barnacle while this runs.
+# `cargo build` may replace target/dist/barnacle while this runs.
 cp "$BARNACLE" "$WORK/bin/barnacle"
 BARNACLE_SHA=$(sha256sum "$WORK/bin/barnacle" | cut -c1-12)
 for name in walpush barman-cloud-backup barman-cloud-restore; do

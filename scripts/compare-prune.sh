@@ -34,7 +34,7 @@
 #                 (default /opt/bt/venv when it has them, else target/it-venv,
 #                 else one is created in target/compare-prune-venv)
 #   ROUNDS        rounds (default 2)
-#   NO_BUILD=1    skip `cargo build --release`
+#   NO_BUILD=1    skip `cargo build --profile dist`
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,10 +47,10 @@ log() { echo "compare-prune: $*" >&2; }
 
 # 1. barnacle, release build, copied (other builds may replace the original).
 if [ "${NO_BUILD:-0}" != 1 ]; then
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet)
+    log "cargo build --profile dist"
+    (cd "$ROOT" && cargo build --profile dist --quiet)
 fi
-[ -x "$ROOT/target/release/barnacle" ] || { log "no $ROOT/target/release/barnacle"; exit 1; }
+[ -x "$ROOT/target/dist/barnacle" ] || { log "no $ROOT/target/dist/barnacle"; exit 1; }
 
 # 2. Barman and SeaweedFS.
 venv_ok() { [ -x "$1/bin/barman-cloud-backup-delete" ] && [ -x "$1/bin/weed" ] && "$1/bin/python" -c 'import boto3' 2>/dev/null; }
@@ -81,7 +81,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$WORK/bin" "$WORK/weed"
-cp "$ROOT/target/release/barnacle" "$WORK/bin/barnacle"
+cp "$ROOT/target/dist/barnacle" "$WORK/bin/barnacle"
 ln -s barnacle "$WORK/bin/barman-cloud-backup-delete"
 BARNACLE_SHA=$(sha256sum "$WORK/bin/barnacle" | cut -c1-12)
 

