@@ -203,11 +203,19 @@ async fn extract_part(
     let (key_owned, dest) = (key.to_string(), dest.to_path_buf());
     // Decompression and extraction run on two threads, handing over 1 MiB
     // buffers: inflating and writing the files each take about half the time.
+    // The extractor sends each buffer back once read: a handful serve the
+    // whole part, instead of a fresh zeroed megabyte per chunk on the
+    // inflating thread, the busier of the two.
     let (plain_tx, plain_rx) = mpsc::channel::<Result<Bytes, StorageError>>(4);
+    let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Bytes>();
     let decompressor = tokio::task::spawn_blocking(move || -> io::Result<()> {
+        const CHUNK: usize = 1 << 20;
         let mut decoded = codec::decoder(compression, reader)?;
         loop {
-            let mut buf = vec![0u8; 1 << 20];
+            let mut buf = (spare_rx.try_iter())
+                .find_map(|spare| spare.try_into_mut().ok())
+                .unwrap_or_default();
+            buf.resize(CHUNK, 0);
             let mut filled = 0;
             while filled < buf.len() {
                 match decoded.read(&mut buf[filled..]) {
@@ -221,13 +229,14 @@ async fn extract_part(
                 return Ok(());
             }
             buf.truncate(filled);
-            if plain_tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+            if plain_tx.blocking_send(Ok(buf.freeze())).is_err() {
                 return Ok(());
             }
         }
     });
-    let extractor =
-        tokio::task::spawn_blocking(move || extract_tar(ChunkReader::new(plain_rx), &dest));
+    let extractor = tokio::task::spawn_blocking(move || {
+        extract_tar(ChunkReader::new(plain_rx).recycling(spare_tx), &dest)
+    });
     let decoded = decompressor.await.map_err(|e| RestoreError::Archive {
         key: key_owned.clone(),
         detail: e.to_string(),

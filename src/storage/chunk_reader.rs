@@ -19,7 +19,11 @@ pub type DownloadFailure = Arc<Mutex<Option<StorageError>>>;
 pub struct ChunkReader {
     rx: mpsc::Receiver<Result<Bytes>>,
     current: Bytes,
+    /// How much of `current` has been read.
+    pos: usize,
     failure: DownloadFailure,
+    /// Where chunks go once read, for their sender to fill again.
+    recycle: Option<std::sync::mpsc::Sender<Bytes>>,
 }
 
 impl ChunkReader {
@@ -28,8 +32,18 @@ impl ChunkReader {
         ChunkReader {
             rx,
             current: Bytes::new(),
+            pos: 0,
             failure: DownloadFailure::default(),
+            recycle: None,
         }
+    }
+
+    /// Sends every chunk, once read, back on `recycle` (see
+    /// `Bytes::try_into_mut`): the sender reuses its buffers instead of
+    /// faulting in fresh pages for each chunk.
+    pub fn recycling(mut self, recycle: std::sync::mpsc::Sender<Bytes>) -> ChunkReader {
+        self.recycle = Some(recycle);
+        self
     }
 
     /// Forwards `chunks` from a task on the current runtime, `depth` chunks
@@ -56,7 +70,14 @@ impl ChunkReader {
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
+        while self.pos == self.current.len() {
+            let read = std::mem::take(&mut self.current);
+            if let Some(recycle) = &self.recycle
+                && !read.is_empty()
+            {
+                let _ = recycle.send(read);
+            }
+            self.pos = 0;
             match self.rx.blocking_recv() {
                 Some(Ok(chunk)) => self.current = chunk,
                 Some(Err(e)) => {
@@ -69,8 +90,9 @@ impl Read for ChunkReader {
                 None => return Ok(0),
             }
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }
@@ -100,5 +122,28 @@ mod tests {
         assert!(err.to_string().contains("k"), "{err}");
         let failure = failure.lock().unwrap().take();
         assert!(matches!(failure, Some(StorageError::NotFound { .. })));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_chunks_come_back_whole_for_reuse() {
+        let (tx, rx) = mpsc::channel(4);
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel();
+        for chunk in [&b"abc"[..], b"defg"] {
+            tx.send(Ok(Bytes::from(chunk.to_vec()))).await.unwrap();
+        }
+        drop(tx);
+        let data = tokio::task::spawn_blocking(move || {
+            let mut reader = ChunkReader::new(rx).recycling(spare_tx);
+            let mut data = Vec::new();
+            reader.read_to_end(&mut data).unwrap();
+            data
+        })
+        .await
+        .unwrap();
+        assert_eq!(data, b"abcdefg");
+        let back: Vec<Vec<u8>> = (spare_rx.try_iter())
+            .map(|b| b.try_into_mut().expect("unique").to_vec())
+            .collect();
+        assert_eq!(back, [b"abc".to_vec(), b"defg".to_vec()]);
     }
 }
