@@ -11,7 +11,7 @@
 //!
 //! Only DONE backups are restored (Barman would also try FAILED ones).
 
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -216,15 +216,7 @@ async fn extract_part(
                 .find_map(|spare| spare.try_into_mut().ok())
                 .unwrap_or_default();
             buf.resize(CHUNK, 0);
-            let mut filled = 0;
-            while filled < buf.len() {
-                match decoded.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let filled = codec::fill(&mut decoded, &mut buf)?;
             if filled == 0 {
                 return Ok(());
             }

@@ -221,21 +221,27 @@ fn feed(
 ) -> io::Result<()> {
     let mut block = vec![0u8; STREAM_BLOCK];
     loop {
-        let mut filled = 0;
-        while filled < block.len() {
-            match input.read(&mut block[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = fill(input, &mut block)?;
         if filled == 0 {
             return Ok(());
         }
         inspect(&block[..filled]);
         each(&block[..filled])?;
     }
+}
+
+/// Reads into `buf` until it is full or `input` ends; returns how much was read.
+pub fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Compresses a whole in-memory buffer at a resolved level: [`compress_stream`]
