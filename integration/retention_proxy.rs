@@ -19,9 +19,10 @@ pub enum Trigger {
     /// Before forwarding the first request after the N-th (from 1) request
     /// that deletes a `backup.info`.
     AfterInfoDeletion(u64),
-    /// Before forwarding the `nth` (from 1) request that deletes WAL after
-    /// exactly `after_infos` requests that deleted a `backup.info`: in the
-    /// middle of a backup's WAL pass when `nth` > 1.
+    /// Before forwarding the `nth` (from 1) request that deletes WAL once
+    /// `after_infos` requests have deleted a `backup.info`: in the middle of
+    /// the next backup's WAL pass when `nth` > 1 and that pass has `nth`
+    /// WAL requests, else in a later pass.
     InWal { after_infos: u64, nth: u64 },
 }
 
@@ -34,7 +35,8 @@ struct State {
     killed_at: Option<u64>,
     /// A `backup.info` deletion was the last request forwarded.
     after_info: bool,
-    /// Requests deleting WAL forwarded since the last `backup.info` deletion.
+    /// Requests deleting WAL forwarded since an `InWal` trigger's
+    /// `after_infos` was reached.
     wal_deletions: u64,
 }
 
@@ -182,7 +184,7 @@ fn forward_requests(client: TcpStream, mut server: TcpStream, state: &Mutex<Stat
                 Some(Trigger::AtRequest(at)) => n == at,
                 Some(Trigger::AfterInfoDeletion(k)) => s.after_info && s.info_deletions == k,
                 Some(Trigger::InWal { after_infos, nth }) => {
-                    s.info_deletions == after_infos
+                    s.info_deletions >= after_infos
                         && s.wal_deletions + 1 == nth
                         && deletes_wal(&head, &body)
                 }
@@ -199,10 +201,13 @@ fn forward_requests(client: TcpStream, mut server: TcpStream, state: &Mutex<Stat
             }
             if s.killed_at.is_none() {
                 s.after_info = deletes_backup_info(&head, &body);
+                let reached = match s.trigger {
+                    Some(Trigger::InWal { after_infos, .. }) => s.info_deletions >= after_infos,
+                    _ => false,
+                };
                 if s.after_info {
                     s.info_deletions += 1;
-                    s.wal_deletions = 0;
-                } else if deletes_wal(&head, &body) {
+                } else if reached && deletes_wal(&head, &body) {
                     s.wal_deletions += 1;
                 }
             }
