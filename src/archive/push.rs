@@ -17,10 +17,9 @@
 //! compressed copy (one conditional `PutObject` needs the whole body) and a
 //! few 256 KiB blocks in flight; the file itself is read a block at a time.
 
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-use std::io::{ErrorKind, Read};
 
 use object_store::PutPayload;
 use sha2::{Digest, Sha256};
@@ -122,11 +121,7 @@ fn prepare(path: &Path, opts: &PushOptions) -> Result<Prepared> {
     let chunks = match chunks {
         Ok(chunks) => chunks,
         // A read error, or a file that changed size while it was read.
-        Err(source)
-            if input.failed
-                || opts.compression.is_none()
-                || source.kind() == ErrorKind::UnexpectedEof =>
-        {
+        Err(source) if input.failed || source.kind() == ErrorKind::UnexpectedEof => {
             return Err(read_failed(source));
         }
         Err(source) => {

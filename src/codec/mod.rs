@@ -21,6 +21,7 @@ mod level;
 pub mod parallel_gzip;
 pub mod stream;
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 
 use bytes::Bytes;
@@ -127,8 +128,9 @@ pub const STREAM_BLOCK: usize = parallel_gzip::DEFAULT_BLOCK_SIZE;
 /// as is), [`STREAM_BLOCK`] at a time, handing each block read to `inspect`
 /// first (the caller hashes it). gzip uses up to `threads` threads and still
 /// yields one member. `len` is the length the caller expects to read (the
-/// LZ4 frame header records it); reading another length is an error. The result comes as chunks to upload without copying them
-/// together; memory is a few blocks plus the compressed output.
+/// LZ4 frame header records it); reading another length is an error. The
+/// result comes as chunks to upload without copying them together; memory is
+/// a few blocks plus the compressed output.
 pub fn compress_stream(
     input: &mut dyn Read,
     compression: Option<Compression>,
@@ -137,96 +139,98 @@ pub fn compress_stream(
     len: u64,
     inspect: &mut dyn FnMut(&[u8]),
 ) -> io::Result<Vec<Bytes>> {
-    let read = std::cell::Cell::new(0u64);
-    let mut counted = |block: &[u8]| {
-        read.set(read.get() + block.len() as u64);
-        inspect(block);
-    };
-    // Checked before an encoder is finished (LZ4 refuses a frame whose
-    // recorded length is wrong).
-    let all_read = || {
-        if read.get() == len {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "read {} bytes where {len} were expected: the file changed while it was read",
-                    read.get()
-                ),
-            ))
-        }
-    };
-    let chunks = match compression {
+    match compression {
         None => {
             let mut chunks = Vec::new();
-            feed(input, &mut counted, |block| {
-                chunks.push(Bytes::copy_from_slice(block));
-                Ok(())
-            })?;
-            chunks
+            // No spare buffers: every block read becomes a chunk, uncopied.
+            let no_spares = RefCell::new(Vec::new());
+            let read = parallel_gzip::for_each_block(
+                input,
+                STREAM_BLOCK,
+                inspect,
+                &no_spares,
+                |block, _| {
+                    if !block.is_empty() {
+                        chunks.push(Bytes::from(block));
+                    }
+                    Ok(())
+                },
+            )?;
+            expect_length(read, len)?;
+            Ok(chunks)
         }
         Some(Compression::Gzip) => {
             let level = level.clamp(1, 9) as u32;
-            parallel_gzip::compress_reader(input, level, threads, STREAM_BLOCK, &mut counted)?.0
+            let (chunks, read) =
+                parallel_gzip::compress_reader(input, level, threads, STREAM_BLOCK, inspect)?;
+            expect_length(read, len)?;
+            Ok(chunks)
         }
         Some(Compression::Bzip2) => {
             let level = bzip2::Compression::new(level.clamp(1, 9) as u32);
-            let mut enc = bzip2::write::BzEncoder::new(Vec::new(), level);
-            feed(input, &mut counted, |block| enc.write_all(block))?;
-            all_read()?;
-            vec![Bytes::from(enc.finish()?)]
+            let enc = bzip2::write::BzEncoder::new(Vec::new(), level);
+            through_encoder(input, len, inspect, enc, |enc| enc.finish())
         }
         Some(Compression::Xz) => {
-            let mut enc = liblzma::write::XzEncoder::new(Vec::new(), level.clamp(0, 9) as u32);
-            feed(input, &mut counted, |block| enc.write_all(block))?;
-            all_read()?;
-            vec![Bytes::from(enc.finish()?)]
+            let enc = liblzma::write::XzEncoder::new(Vec::new(), level.clamp(0, 9) as u32);
+            through_encoder(input, len, inspect, enc, |enc| enc.finish())
         }
         Some(Compression::Zstd) => {
-            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), level)?;
-            feed(input, &mut counted, |block| enc.write_all(block))?;
-            all_read()?;
-            vec![Bytes::from(enc.finish()?)]
+            let enc = zstd::stream::write::Encoder::new(Vec::new(), level)?;
+            through_encoder(input, len, inspect, enc, |enc| enc.finish())
         }
         Some(Compression::Lz4) => {
-            let mut enc = lz4::EncoderBuilder::new()
+            let enc = lz4::EncoderBuilder::new()
                 .level(level.clamp(0, 16) as u32)
                 .content_size(len)
                 .checksum(lz4::ContentChecksum::ChecksumEnabled)
                 .build(Vec::new())?;
-            feed(input, &mut counted, |block| enc.write_all(block))?;
-            all_read()?;
-            let (out, result) = enc.finish();
-            result?;
-            vec![Bytes::from(out)]
+            through_encoder(input, len, inspect, enc, |enc| {
+                let (out, result) = enc.finish();
+                result.map(|()| out)
+            })
         }
         Some(Compression::Snappy) => {
-            let mut enc = snap::write::FrameEncoder::new(Vec::new());
-            feed(input, &mut counted, |block| enc.write_all(block))?;
-            all_read()?;
-            vec![Bytes::from(enc.into_inner().map_err(|e| e.into_error())?)]
+            let enc = snap::write::FrameEncoder::new(Vec::new());
+            through_encoder(input, len, inspect, enc, |enc| {
+                enc.into_inner().map_err(|e| e.into_error())
+            })
         }
-    };
-    all_read()?;
-    Ok(chunks)
+    }
 }
 
-/// Reads `input` to its end in [`STREAM_BLOCK`]s, handing each to `inspect`
-/// then to `each`.
-fn feed(
+/// [`compress_stream`] through a one-thread streaming encoder: every block
+/// read is inspected and written to `encoder`, the length checked before
+/// `finish` (LZ4 refuses a frame whose recorded length is wrong), and what
+/// `finish` returns is the one chunk.
+fn through_encoder<W: Write>(
     input: &mut dyn Read,
+    len: u64,
     inspect: &mut dyn FnMut(&[u8]),
-    mut each: impl FnMut(&[u8]) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut block = vec![0u8; STREAM_BLOCK];
-    loop {
-        let filled = fill(input, &mut block)?;
-        if filled == 0 {
-            return Ok(());
-        }
-        inspect(&block[..filled]);
-        each(&block[..filled])?;
+    mut encoder: W,
+    finish: impl FnOnce(W) -> io::Result<Vec<u8>>,
+) -> io::Result<Vec<Bytes>> {
+    let spare = RefCell::new(Vec::new());
+    let read = parallel_gzip::for_each_block(input, STREAM_BLOCK, inspect, &spare, |block, _| {
+        encoder.write_all(&block)?;
+        spare.borrow_mut().push(block);
+        Ok(())
+    })?;
+    expect_length(read, len)?;
+    Ok(vec![Bytes::from(finish(encoder)?)])
+}
+
+/// An error unless `read`, the bytes read, is the `expected` length.
+fn expect_length(read: u64, expected: u64) -> io::Result<()> {
+    if read == expected {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "read {read} bytes where {expected} were expected: the file changed while it was read"
+            ),
+        ))
     }
 }
 

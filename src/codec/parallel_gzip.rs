@@ -195,7 +195,7 @@ fn window_of(data: &[u8]) -> Vec<u8> {
 /// empty for an empty input), hands each to `inspect` then to `each` with
 /// whether it is the last; returns the number of bytes read. Blocks are read
 /// into the buffers `each` puts back in `spare` when there are some.
-fn for_each_block(
+pub(super) fn for_each_block(
     input: &mut dyn Read,
     block_size: usize,
     inspect: &mut dyn FnMut(&[u8]),
