@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Writes build/symbol-order.txt: the functions of barnacle's `dist` binary that
+# a WAL push and a WAL restore run, in the order they first run. build.rs
+# links the dist binary with them first (see build.rs for why).
+#
+# Two sources, both from the dist binary itself:
+#   1. valgrind --tool=callgrind over each workload: every function it runs;
+#   2. then, natively, `perf record -e page-faults`: the code pages the process
+#      faults in outside the ordered region (CPU-specific code valgrind cannot
+#      run: AVX-512 AES-GCM, SHA-NI) and the functions there are added; the
+#      binary is relinked and this repeats PASSES times (default 3).
+# The workloads (gzip 3 easy WAL push, its restore, gzip 6 hard WAL push, its
+# restore) run against a real S3 server over HTTPS, as in production.
+#
+# Usage: scripts/symbol-order.sh ENDPOINT BUCKET EASY_SEGMENT HARD_SEGMENT
+#   with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_CA_BUNDLE
+#   set for that server. The environment scripts/compare.sh builds (KEEP=1) is
+#   one: its SeaweedFS, CA and the WAL corpus in /var/tmp/barnacle-wal-corpus.
+# Needs valgrind and perf. Rerun after a toolchain or Cargo.lock change (the
+# symbol names carry hashes that change with them; stale names are skipped).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+[ $# = 4 ] || { sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d' >&2; exit 2; }
+ENDPOINT=$1 BUCKET=$2 EASY=$3 HARD=$4
+PASSES=${PASSES:-3}
+BIN=$ROOT/target/dist/barnacle
+ORDER=$ROOT/build/symbol-order.txt
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+log() { echo "symbol-order: $*" >&2; }
+
+# Every workload once, each under the command prefix given ("$@").
+workloads() {
+    local prefix=s3://$BUCKET/symbol-order-$RANDOM$RANDOM
+    "$@" "$BIN" wal-push --endpoint-url "$ENDPOINT" "$prefix" pg "$EASY"
+    "$@" "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$EASY")" "$WORK/easy"
+    "$@" "$BIN" wal-push -z --compression-level 6 --endpoint-url "$ENDPOINT" "$prefix" pg "$HARD"
+    "$@" "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$HARD")" "$WORK/hard"
+    rm -f "$WORK/easy" "$WORK/hard"
+}
+
+build() { (cd "$ROOT" && cargo build --profile dist --quiet); }
+
+log "pass 0: callgrind"
+: >"$ORDER"
+build
+n=0
+callgrind() { n=$((n + 1)); valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$WORK/cg.$n" "$@"; }
+workloads callgrind
+python3 "$ROOT/scripts/symbol_order.py" callgrind "$BIN" "$ORDER" "$WORK"/cg.*
+for pass in $(seq 1 "$PASSES"); do
+    build
+    log "pass $pass: page faults outside the ordered code"
+    n=0
+    faults() { n=$((n + 1)); perf record -q -e page-faults -c 1 -d -o "$WORK/pf.$n" "$@" >/dev/null 2>&1; }
+    workloads faults
+    for f in "$WORK"/pf.*; do perf script -i "$f" -F ip,addr,sym,dso --no-demangle 2>/dev/null; done >"$WORK/faults"
+    python3 "$ROOT/scripts/symbol_order.py" faults "$BIN" "$ORDER" "$WORK/faults"
+done
+build
+log "wrote $ORDER ($(wc -l <"$ORDER") symbols)"
