@@ -41,6 +41,11 @@ pub use tar_writer::{
     write_pgdata_tar, write_tablespace_tar,
 };
 
+/// The buffers a base restore inflates into and writes files from: large
+/// enough that a write costs no more per byte than a 1 MiB one, small enough
+/// that the handful in flight stay a small part of the restore's memory.
+pub const RESTORE_BUFFER: usize = 256 * 1024;
+
 /// Opens and closes the destinations of the parts (files, multipart
 /// uploads, buffers). Part 0 is `data.tar…`, part n is `data_000n.tar…`.
 pub trait PartOutput {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::extract_tar;
+use super::{RESTORE_BUFFER, extract_tar};
 use crate::catalog::load::Catalog;
 use crate::codec::{self, Compression};
 use crate::layout::ServerPrefix;
@@ -201,21 +201,21 @@ async fn extract_part(
         .boxed();
     let reader = ChunkReader::spawn(stream, 8);
     let (key_owned, dest) = (key.to_string(), dest.to_path_buf());
-    // Decompression and extraction run on two threads, handing over 1 MiB
-    // buffers: inflating and writing the files each take about half the time.
+    // Decompression and extraction run on two threads, handing over
+    // `backup::RESTORE_BUFFER` buffers: inflating and writing the files each
+    // take about half the time.
     // The extractor sends each buffer back once read: a handful serve the
     // whole part, instead of a fresh zeroed megabyte per chunk on the
     // inflating thread, the busier of the two.
     let (plain_tx, plain_rx) = mpsc::channel::<Result<Bytes, StorageError>>(4);
     let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Bytes>();
     let decompressor = tokio::task::spawn_blocking(move || -> io::Result<()> {
-        const CHUNK: usize = 1 << 20;
         let mut decoded = codec::decoder(compression, reader)?;
         loop {
             let mut buf = (spare_rx.try_iter())
                 .find_map(|spare| spare.try_into_mut().ok())
                 .unwrap_or_default();
-            buf.resize(CHUNK, 0);
+            buf.resize(RESTORE_BUFFER, 0);
             let filled = codec::fill(&mut decoded, &mut buf)?;
             if filled == 0 {
                 return Ok(());

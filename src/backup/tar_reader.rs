@@ -286,7 +286,7 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> 
         known_dirs: HashSet::new(),
         dir_attrs: Vec::new(),
         stats: ExtractStats::default(),
-        buf: vec![0; 1 << 20],
+        buf: vec![0; super::RESTORE_BUFFER],
     };
     for entry in archive.entries()? {
         x.entry(entry?)?;

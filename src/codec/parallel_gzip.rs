@@ -133,7 +133,7 @@ impl Deflater {
 /// time on up to `threads` threads, handing every block read to `inspect`
 /// first (the caller hashes it). Returns the member as chunks (header, one per
 /// block, trailer), ready to upload without copying them together, and the
-/// number of bytes read. Memory: about two blocks per thread in flight, plus
+/// number of bytes read. Memory: a block per thread and two more in flight, plus
 /// the compressed output.
 pub fn compress_reader(
     input: &mut dyn Read,
@@ -234,7 +234,8 @@ type Job = (usize, Vec<u8>, Vec<u8>, bool);
 type Done = (usize, io::Result<(Vec<u8>, crc32fast::Hasher)>, Vec<u8>);
 
 /// [`compress_reader`] with `threads` workers: this thread reads, inspects
-/// and hands out blocks (at most `threads` waiting), and puts the compressed
+/// and hands out blocks (one waiting: reading and hashing a block takes a
+/// fraction of the time deflating it does), and puts the compressed
 /// blocks back in order as they come.
 fn compress_on_workers(
     input: &mut dyn Read,
@@ -244,7 +245,7 @@ fn compress_on_workers(
     inspect: &mut dyn FnMut(&[u8]),
     member: &mut Member,
 ) -> io::Result<u64> {
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(1);
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     std::thread::scope(|s| {
