@@ -10,7 +10,9 @@
 #      run: AVX-512 AES-GCM, SHA-NI) and the functions there are added; the
 #      binary is relinked and this repeats PASSES times (default 3).
 # The workloads (gzip 3 easy WAL push, its restore, gzip 6 hard WAL push, its
-# restore) run against a real S3 server over HTTPS, as in production.
+# restore, then the sidecar pushing both segments ahead with two workers,
+# scraped once and stopped) run against a real S3 server over HTTPS, as in
+# production.
 #
 # Usage: scripts/symbol-order.sh ENDPOINT BUCKET EASY_SEGMENT HARD_SEGMENT
 #   with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_CA_BUNDLE
@@ -38,6 +40,25 @@ workloads() {
     "$@" "$BIN" wal-push -z --compression-level 6 --endpoint-url "$ENDPOINT" "$prefix" pg "$HARD"
     "$@" "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$HARD")" "$WORK/hard"
     rm -f "$WORK/easy" "$WORK/hard"
+    # The sidecar: a data directory whose pg_wal holds both segments, ready.
+    local pgdata=$WORK/pgdata port
+    rm -rf "$pgdata" && mkdir -p "$pgdata/pg_wal/archive_status"
+    cp "$EASY" "$HARD" "$pgdata/pg_wal/"
+    touch "$pgdata/pg_wal/archive_status/$(basename "$EASY").ready" "$pgdata/pg_wal/archive_status/$(basename "$HARD").ready"
+    port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+    "$@" "$BIN" sidecar --pgdata "$pgdata" --max-parallel 2 --listen "127.0.0.1:$port" \
+        --endpoint-url "$ENDPOINT" "$prefix-sidecar" pg &
+    local job=$! pushed=0
+    for _ in $(seq 1 600); do
+        pushed=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^barnacle_wal_pushed_total/{print $2}' || true)
+        [ "${pushed:-0}" = 2 ] && break
+        sleep 0.5
+    done
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || true
+    # The sidecar itself (under perf, its child; under valgrind, the tool's process).
+    pkill -TERM -f "^$BIN sidecar --pgdata $pgdata|callgrind.*sidecar --pgdata $pgdata" || true
+    wait "$job" || true
+    [ "${pushed:-0}" = 2 ] || { log "the sidecar did not push both segments"; exit 1; }
 }
 
 build() { (cd "$ROOT" && cargo build --profile dist --quiet); }

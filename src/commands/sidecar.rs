@@ -21,6 +21,11 @@ pub(super) async fn sidecar(args: &SidecarArgs) -> Result<Report, Error> {
     let prefix = ServerPrefix::new(config.url.key_path(), &args.server_name);
     let store = Store::open(&config).await?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The cores are shared among the pushes running at once: a backlog is
+    // worked through a segment per core (no hand-over between threads, one
+    // zlib state and one block pipeline per push), a lone segment still gets
+    // its share.
+    let push_threads = threads.div_ceil(args.max_parallel.max(1));
     let push = PushOptions {
         compression: args.compression.0,
         level: match args.compression.0 {
@@ -32,7 +37,7 @@ pub(super) async fn sidecar(args: &SidecarArgs) -> Result<Report, Error> {
         },
         tags: Vec::new(),
         history_tags: Vec::new(),
-        threads,
+        threads: push_threads,
     };
     let archiver = ArchiverConfig {
         store: store.clone(),
