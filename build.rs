@@ -7,10 +7,13 @@
 //! of its resident memory is its own code. The kernel maps the binary 64 KiB
 //! around every page it faults in, so the ~2 MB of functions a push runs,
 //! scattered over 9.7 MB of `.text`, used to map 6.8 MiB of it; packed
-//! together they map about 2 MiB. Symbols the file names that a build does not
-//! have (another toolchain, changed code) are skipped by the linker; the
-//! order only makes the binary smaller in memory, never different in
-//! behaviour.
+//! together they map about 2.5 MiB. Symbols the file names that a build does
+//! not have are skipped by the linker: the order only makes the binary smaller
+//! in memory, never different in behaviour. Rust symbol names carry a hash of
+//! the toolchain, Cargo.lock and the build's target settings, so the file fits
+//! the host's `cargo build --profile dist` it was written from; the image's
+//! static `--target` build keeps only the C functions (AWS-LC) in order until
+//! the file is rewritten from that build.
 //!
 //! Only for the `dist` profile (the profile directory in `OUT_DIR`), only on
 //! x86_64 Linux, where rustc links with LLD (`--symbol-ordering-file` is an

@@ -41,9 +41,9 @@ pub use tar_writer::{
     write_pgdata_tar, write_tablespace_tar,
 };
 
-/// The buffers a base restore inflates into and writes files from: large
-/// enough that a write costs no more per byte than a 1 MiB one, small enough
-/// that the handful in flight stay a small part of the restore's memory.
+/// The buffers a base restore inflates into and writes files from: 4 096
+/// writes per GiB restored, and the handful in flight (about seven) a small
+/// part of the restore's memory.
 pub const RESTORE_BUFFER: usize = 256 * 1024;
 
 /// Opens and closes the destinations of the parts (files, multipart

@@ -205,7 +205,7 @@ async fn extract_part(
     // `backup::RESTORE_BUFFER` buffers: inflating and writing the files each
     // take about half the time.
     // The extractor sends each buffer back once read: a handful serve the
-    // whole part, instead of a fresh zeroed megabyte per chunk on the
+    // whole part, instead of a fresh zeroed buffer per chunk on the
     // inflating thread, the busier of the two.
     let (plain_tx, plain_rx) = mpsc::channel::<Result<Bytes, StorageError>>(4);
     let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Bytes>();
