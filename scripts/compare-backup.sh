@@ -20,7 +20,14 @@
 #                      default -J 2)
 #            barman    barman-cloud-restore (Barman 3.19.1)
 #            each restores the newest backup its own tool took (the one of
-#            this round) into an empty directory, removed after the round.
+#            this round) into an empty directory, removed (untimed) right
+#            after its checks: a restore writes 1 GiB into the page cache, and
+#            on a VM, memory the guest has not touched yet costs up to ten
+#            times more system time to fill (1 GiB with dd on the 2-vCPU VM of
+#            2026-12-04: 0.3 to 3.1 s of system time). Removing each restore
+#            before the next hands every restore the pages the last one
+#            freed; removing both at the end of the round used to make
+#            whichever tool ran second write into fresh memory.
 #
 # Every measured command runs under `/usr/bin/time -f '%e %M %U %S'` (%M: the
 # peak RSS of the largest single process, which for Barman is not the whole
@@ -386,12 +393,12 @@ for r in range(rounds):
         log(f"round {r} restore {tool:<8} {m['wall_s']:7.2f} s  cpu {m['cpu_s']:6.2f} s  "
             f"%M {m['maxrss_kib'] / 1024:6.1f} MiB  tree RSS {m['tree_rss_kib'] / 1024:6.1f} MiB  "
             f"{n} entries, {size / 1048576:.1f} MiB")
+        # Removed before the next restore, so that every restore starts from
+        # the same memory (see the header).
+        subprocess.run(["rm", "-rf", dest], check=True)
         sync()
     if len(set(counts.values())) != 1:
         log(f"WARNING round {r}: restored entry counts differ: {counts}")
-    for tool in order:
-        subprocess.run(["rm", "-rf", os.path.join(restore_root, tool)], check=True)
-    sync()
 
 with open(os.path.join(out, "runs.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=list(runs[0]))
