@@ -144,18 +144,12 @@ pub fn compress_stream(
             let mut chunks = Vec::new();
             // No spare buffers: every block read becomes a chunk, uncopied.
             let no_spares = RefCell::new(Vec::new());
-            let read = parallel_gzip::for_each_block(
-                input,
-                STREAM_BLOCK,
-                inspect,
-                &no_spares,
-                |block, _| {
-                    if !block.is_empty() {
-                        chunks.push(Bytes::from(block));
-                    }
-                    Ok(())
-                },
-            )?;
+            let read = for_each_block(input, STREAM_BLOCK, inspect, &no_spares, |block, _| {
+                if !block.is_empty() {
+                    chunks.push(Bytes::from(block));
+                }
+                Ok(())
+            })?;
             expect_length(read, len)?;
             Ok(chunks)
         }
@@ -211,7 +205,7 @@ fn through_encoder<W: Write>(
     finish: impl FnOnce(W) -> io::Result<Vec<u8>>,
 ) -> io::Result<Vec<Bytes>> {
     let spare = RefCell::new(Vec::new());
-    let read = parallel_gzip::for_each_block(input, STREAM_BLOCK, inspect, &spare, |block, _| {
+    let read = for_each_block(input, STREAM_BLOCK, inspect, &spare, |block, _| {
         encoder.write_all(&block)?;
         spare.borrow_mut().push(block);
         Ok(())
@@ -231,6 +225,43 @@ fn expect_length(read: u64, expected: u64) -> io::Result<()> {
                 "read {read} bytes where {expected} were expected: the file changed while it was read"
             ),
         ))
+    }
+}
+
+/// Reads `input` in blocks of `block_size` (the last may be shorter, or
+/// empty for an empty input), hands each to `inspect` then to `each` with
+/// whether it is the last; returns the number of bytes read. Blocks are read
+/// into the buffers `each` puts back in `spare` when there are some.
+fn for_each_block(
+    input: &mut dyn Read,
+    block_size: usize,
+    inspect: &mut dyn FnMut(&[u8]),
+    spare: &RefCell<Vec<Vec<u8>>>,
+    mut each: impl FnMut(Vec<u8>, bool) -> io::Result<()>,
+) -> io::Result<u64> {
+    let read_block = |input: &mut dyn Read| -> io::Result<Vec<u8>> {
+        let mut block = spare.borrow_mut().pop().unwrap_or_default();
+        block.clear();
+        block.reserve_exact(block_size);
+        input.take(block_size as u64).read_to_end(&mut block)?;
+        Ok(block)
+    };
+    let mut total = 0u64;
+    let mut current = read_block(input)?;
+    loop {
+        inspect(&current);
+        total += current.len() as u64;
+        let next = if current.len() == block_size {
+            read_block(input)?
+        } else {
+            Vec::new()
+        };
+        let last = next.is_empty();
+        each(current, last)?;
+        if last {
+            return Ok(total);
+        }
+        current = next;
     }
 }
 

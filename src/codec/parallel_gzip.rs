@@ -14,8 +14,9 @@ use std::io::{self, Read};
 use std::sync::{Mutex, mpsc};
 
 use bytes::Bytes;
-
 use flate2::{Compress, FlushCompress, Status};
+
+use super::for_each_block;
 
 /// Block size: large enough that priming and flush markers cost nothing,
 /// small enough that a 16 MiB WAL segment spreads over the cores and that
@@ -189,43 +190,6 @@ impl Member {
 /// The last [`WINDOW`] bytes of `data`: the next block's dictionary.
 fn window_of(data: &[u8]) -> Vec<u8> {
     data[data.len().saturating_sub(WINDOW)..].to_vec()
-}
-
-/// Reads `input` in blocks of `block_size` (the last may be shorter, or
-/// empty for an empty input), hands each to `inspect` then to `each` with
-/// whether it is the last; returns the number of bytes read. Blocks are read
-/// into the buffers `each` puts back in `spare` when there are some.
-pub(super) fn for_each_block(
-    input: &mut dyn Read,
-    block_size: usize,
-    inspect: &mut dyn FnMut(&[u8]),
-    spare: &RefCell<Vec<Vec<u8>>>,
-    mut each: impl FnMut(Vec<u8>, bool) -> io::Result<()>,
-) -> io::Result<u64> {
-    let read_block = |input: &mut dyn Read| -> io::Result<Vec<u8>> {
-        let mut block = spare.borrow_mut().pop().unwrap_or_default();
-        block.clear();
-        block.reserve_exact(block_size);
-        input.take(block_size as u64).read_to_end(&mut block)?;
-        Ok(block)
-    };
-    let mut total = 0u64;
-    let mut current = read_block(input)?;
-    loop {
-        inspect(&current);
-        total += current.len() as u64;
-        let next = if current.len() == block_size {
-            read_block(input)?
-        } else {
-            Vec::new()
-        };
-        let last = next.is_empty();
-        each(current, last)?;
-        if last {
-            return Ok(total);
-        }
-        current = next;
-    }
 }
 
 /// A block to compress: its index, dictionary, data, and whether it is last.
