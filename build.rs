@@ -21,6 +21,7 @@
 //! relocations below.
 
 use std::env;
+use std::ffi::OsStr;
 use std::path::Path;
 
 fn main() {
@@ -28,16 +29,14 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BARNACLE_SYMBOL_ORDER");
     let out_dir = env::var("OUT_DIR").unwrap_or_default();
     // OUT_DIR is target/[TRIPLE/]PROFILE/build/PACKAGE-HASH/out.
-    let profile = Path::new(&out_dir)
+    let dist = Path::new(&out_dir)
         .ancestors()
         .nth(3)
         .and_then(Path::file_name)
-        .and_then(|name| name.to_str())
-        .unwrap_or_default()
-        .to_string();
-    let target = env::var("TARGET").unwrap_or_default();
+        == Some(OsStr::new("dist"));
+    let linux_x86_64 = env::var("TARGET").is_ok_and(|t| t == "x86_64-unknown-linux-gnu");
     let wanted = env::var("BARNACLE_SYMBOL_ORDER").map_or(true, |v| v != "0");
-    if profile == "dist" && target == "x86_64-unknown-linux-gnu" && wanted {
+    if dist && linux_x86_64 && wanted {
         let order = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap_or_default())
             .join("build/symbol-order.txt");
         println!(

@@ -62,19 +62,20 @@ workloads() {
 }
 
 build() { (cd "$ROOT" && cargo build --profile dist --quiet); }
+# Command prefixes for `workloads`, each call recorded into its own file.
+n=0
+callgrind() { n=$((n + 1)); valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$WORK/cg.$n" "$@"; }
+faults() { n=$((n + 1)); perf record -q -e page-faults -c 1 -d -o "$WORK/pf.$n" "$@" >/dev/null 2>&1; }
 
 log "pass 0: callgrind"
 : >"$ORDER"
 build
-n=0
-callgrind() { n=$((n + 1)); valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$WORK/cg.$n" "$@"; }
 workloads callgrind
 python3 "$ROOT/scripts/symbol_order.py" callgrind "$BIN" "$ORDER" "$WORK"/cg.*
 for pass in $(seq 1 "$PASSES"); do
     build
     log "pass $pass: page faults outside the ordered code"
-    n=0
-    faults() { n=$((n + 1)); perf record -q -e page-faults -c 1 -d -o "$WORK/pf.$n" "$@" >/dev/null 2>&1; }
+    rm -f "$WORK"/pf.*
     workloads faults
     for f in "$WORK"/pf.*; do perf script -i "$f" -F ip,addr,sym,dso --no-demangle 2>/dev/null; done >"$WORK/faults"
     python3 "$ROOT/scripts/symbol_order.py" faults "$BIN" "$ORDER" "$WORK/faults"

@@ -50,13 +50,11 @@ def from_faults(path, known, binary):
 def main():
     mode, binary, order_path = sys.argv[1:4]
     known = functions(binary)
-    try:
-        order = [line.strip() for line in open(order_path) if line.strip()]
-    except FileNotFoundError:
-        order = []
     if mode == "callgrind":
         order, new = [], from_callgrind(sys.argv[4:], known)
     else:
+        with open(order_path) as f:
+            order = [line.strip() for line in f if line.strip()]
         new = from_faults(sys.argv[4], known, binary)
     seen = set(order)
     added = 0
