@@ -20,14 +20,19 @@
 #                      default -J 2)
 #            barman    barman-cloud-restore (Barman 3.19.1)
 #            each restores the newest backup its own tool took (the one of
-#            this round) into an empty directory, removed (untimed) right
-#            after its checks: a restore writes 1 GiB into the page cache, and
-#            on a VM, memory the guest has not touched yet costs up to ten
-#            times more system time to fill (1 GiB with dd on the 2-vCPU VM of
-#            2026-12-04: 0.3 to 3.1 s of system time). Removing each restore
-#            before the next hands every restore the pages the last one
-#            freed; removing both at the end of the round used to make
-#            whichever tool ran second write into fresh memory.
+#            this round) into a new empty directory; the restored directories
+#            are removed (untimed) at the end of the run, as a restore onto a
+#            fresh volume would find its file system (RESTORE_CLEANUP=each
+#            removes each right after its checks instead). On the benchmark
+#            VM's ext4, which has no journal, creating files within a minute
+#            of deleting others costs a scan of the deleted inodes
+#            (`recently_deleted`, 45% of a restore's samples under perf when
+#            the last restore had just been removed): up to a second of
+#            system time for each tool, whichever runs. Writes into memory the
+#            guest has not touched yet also cost up to ten times more system
+#            time (1 GiB with dd on the 2-vCPU VM of 2026-12-04: 0.3 to 3.1
+#            s); barnacle writes large files with O_DIRECT and does not fill
+#            the page cache, Barman does.
 #
 # Every measured command runs under `/usr/bin/time -f '%e %M %U %S'` (%M: the
 # peak RSS of the largest single process, which for Barman is not the whole
@@ -59,6 +64,9 @@
 #   NO_BUILD=1   skip `cargo build --profile dist`
 #   BARNACLE     the barnacle binary to measure (default target/dist/barnacle)
 #   KEEP=1       keep the work directory (cluster, store) after the run
+#   RESTORE_CLEANUP  end (default: every restore into its own new directory,
+#                all removed after the last round) or each (each removed
+#                right after its checks)
 # Run as root (runuser starts the cluster as postgres). For steadier numbers on
 # a shared machine:
 #   setsid bash -c 'echo -15 > /proc/self/autogroup; exec scripts/compare-backup.sh target/compare-backup'
@@ -359,6 +367,7 @@ sync()
 
 runs = []
 restore_root = os.path.join(work, "restore")
+cleanup_each = os.environ.get("RESTORE_CLEANUP", "end") == "each"
 for r in range(rounds):
     order = TOOLS if r % 2 == 0 else TOOLS[::-1]
     for tool in order:
@@ -381,7 +390,7 @@ for r in range(rounds):
     counts = {}
     for tool in order:
         bid = [x for x in runs if x["op"] == "backup" and x["tool"] == tool][-1]["backup_id"]
-        dest = os.path.join(restore_root, tool)
+        dest = os.path.join(restore_root, f"{tool}-{r}")
         os.mkdir(dest)
         m = measure([*tools[tool]["restore"], "--endpoint-url", endpoint, url(tool), SERVER, bid, dest],
                     f"restore-{tool}-{r}")
@@ -393,12 +402,15 @@ for r in range(rounds):
         log(f"round {r} restore {tool:<8} {m['wall_s']:7.2f} s  cpu {m['cpu_s']:6.2f} s  "
             f"%M {m['maxrss_kib'] / 1024:6.1f} MiB  tree RSS {m['tree_rss_kib'] / 1024:6.1f} MiB  "
             f"{n} entries, {size / 1048576:.1f} MiB")
-        # Removed before the next restore, so that every restore starts from
-        # the same memory (see the header).
-        subprocess.run(["rm", "-rf", dest], check=True)
+        if cleanup_each:
+            subprocess.run(["rm", "-rf", dest], check=True)
         sync()
     if len(set(counts.values())) != 1:
         log(f"WARNING round {r}: restored entry counts differ: {counts}")
+
+# The restored directories go now, untimed (RESTORE_CLEANUP=end).
+for name in os.listdir(restore_root):
+    subprocess.run(["rm", "-rf", os.path.join(restore_root, name)], check=True)
 
 with open(os.path.join(out, "runs.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=list(runs[0]))

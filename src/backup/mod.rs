@@ -16,6 +16,7 @@
 pub mod exclude;
 mod names;
 pub mod restore;
+pub mod restored_file;
 pub mod take;
 pub mod tar_header;
 pub mod tar_reader;

@@ -23,14 +23,16 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::fs::{self, File, FileTimes, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File, FileTimes};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tar::EntryType;
+
+use super::restored_file::{DirectBlocks, RestoredFile};
 
 /// What one extraction created.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -76,6 +78,7 @@ struct Extractor<'a> {
     dir_attrs: Vec<(PathBuf, u32, SystemTime)>,
     stats: ExtractStats,
     buf: Vec<u8>,
+    aligned: DirectBlocks,
 }
 
 impl Extractor<'_> {
@@ -150,13 +153,10 @@ impl Extractor<'_> {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.parents(&rel, &name, true)?;
                 self.clear(&abs, &name)?;
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&abs)?;
-                preallocate(&file, preallocation(entry.size()));
-                let n = self.copy(&mut entry, &mut file)?;
+                let mut out = RestoredFile::create(&abs, entry.size())?;
+                preallocate(out.file(), preallocation(entry.size()));
+                let n = out.copy_from(&mut entry, &mut self.buf, &mut self.aligned)?;
+                let file = out.into_file();
                 file.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))?;
                 file.set_permissions(fs::Permissions::from_mode(mode))?;
                 self.stats.files += 1;
@@ -192,20 +192,6 @@ impl Extractor<'_> {
             _ => self.stats.skipped += 1,
         }
         Ok(())
-    }
-
-    fn copy(&mut self, from: &mut impl Read, to: &mut File) -> io::Result<u64> {
-        let mut total = 0;
-        loop {
-            let n = match from.read(&mut self.buf) {
-                Ok(0) => return Ok(total),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            to.write_all(&self.buf[..n])?;
-            total += n as u64;
-        }
     }
 
     /// `extractall`'s last step: directory modes and mtimes, deepest first.
@@ -287,6 +273,7 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> 
         dir_attrs: Vec::new(),
         stats: ExtractStats::default(),
         buf: vec![0; super::RESTORE_BUFFER],
+        aligned: DirectBlocks::default(),
     };
     for entry in archive.entries()? {
         x.entry(entry?)?;
