@@ -20,7 +20,7 @@
 //! off altogether.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -160,6 +160,32 @@ struct DirectCopy {
     refused: Vec<WriteJob>,
 }
 
+/// The most [`preallocate`] reserves for one member: PostgreSQL's largest
+/// file (a relation segment, `RELSEG_SIZE`; WAL segments are at most as large).
+/// The size comes from the member's header, before any data: a corrupt or
+/// hostile header claiming terabytes must not reserve them.
+const MAX_PREALLOCATION: u64 = 1 << 30;
+
+/// How much to preallocate for a member whose header says `size`.
+fn preallocation(size: u64) -> u64 {
+    size.min(MAX_PREALLOCATION)
+}
+
+/// Allocates a file's blocks up front (ext4 then skips delayed allocation,
+/// a seventh of a restore's time in the profile); only a hint.
+fn preallocate(file: &File, size: u64) {
+    if size == 0 {
+        return;
+    }
+    let Ok(len) = libc::off_t::try_from(size) else {
+        return;
+    };
+    // SAFETY: a valid open file descriptor; posix_fallocate does not touch memory.
+    unsafe {
+        libc::posix_fallocate(file.as_raw_fd(), 0, len);
+    }
+}
+
 /// A regular file being restored: created new, its data then written once.
 pub struct RestoredFile {
     file: File,
@@ -167,8 +193,16 @@ pub struct RestoredFile {
 }
 
 impl RestoredFile {
-    /// Creates `path` (which must not exist) for `size` bytes, mode 0600.
+    /// Creates `path` (which must not exist) for `size` bytes, mode 0600,
+    /// and preallocates it: the direct writers then overwrite unwritten
+    /// extents inside the file's size, which ext4 runs concurrently.
     pub fn create(path: &Path, size: u64) -> io::Result<Self> {
+        let restored = Self::open(path, size)?;
+        preallocate(&restored.file, preallocation(size));
+        Ok(restored)
+    }
+
+    fn open(path: &Path, size: u64) -> io::Result<Self> {
         let mut options = OpenOptions::new();
         options.write(true).create_new(true).mode(0o600);
         if size >= DIRECT_MIN && direct_io_enabled() {
@@ -179,14 +213,8 @@ impl RestoredFile {
                 // Linux creates the file before it checks O_DIRECT: open what
                 // was created, never following a link.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(path)?;
-                    return Ok(RestoredFile {
-                        file,
-                        direct: false,
-                    });
+                    options = OpenOptions::new();
+                    options.write(true).custom_flags(libc::O_NOFOLLOW);
                 }
                 Err(e) => return Err(e),
             }
@@ -202,18 +230,14 @@ impl RestoredFile {
         self.direct
     }
 
-    /// The open file (to preallocate it).
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
     /// The file, for its times and mode.
     pub fn into_file(self) -> File {
         self.file
     }
 
     /// Copies everything `from` yields into the file; returns the byte count.
-    /// `buf` serves ordinary writes, `blocks` direct ones.
+    /// `buf` serves ordinary writes, `blocks` direct ones. Every write is
+    /// positional, so ordinary writes carry on wherever direct ones stopped.
     pub fn copy_from(
         &mut self,
         from: &mut dyn Read,
@@ -223,10 +247,9 @@ impl RestoredFile {
         let mut total = 0;
         if self.direct {
             let copy = self.copy_direct(from, blocks)?;
-            if copy.ended && copy.tail.is_empty() && copy.refused.is_empty() {
-                return Ok(copy.read);
+            if !(copy.ended && copy.tail.is_empty() && copy.refused.is_empty()) {
+                self.stop_direct()?;
             }
-            self.stop_direct()?;
             for job in copy.refused {
                 self.file
                     .write_all_at(&job.block.bytes()[..job.len], job.offset)?;
@@ -237,7 +260,6 @@ impl RestoredFile {
             if copy.ended {
                 return Ok(copy.read);
             }
-            (&self.file).seek(SeekFrom::Start(copy.read))?;
             total = copy.read;
         }
         loop {
@@ -247,7 +269,7 @@ impl RestoredFile {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.file.write_all(&buf[..n])?;
+            self.file.write_all_at(&buf[..n], total)?;
             total += n as u64;
         }
     }
@@ -290,13 +312,11 @@ impl RestoredFile {
             // The writers end once the channel is closed and drained.
             drop(job_tx);
             let waited = in_flight.wait_all(blocks);
-            let (read, ended, tail) = filled?;
+            let copy = filled?;
             waited?;
             Ok(DirectCopy {
-                read,
-                ended,
-                tail,
                 refused: in_flight.refused,
+                ..copy
             })
         })
     }
@@ -323,14 +343,19 @@ impl RestoredFile {
 }
 
 /// Fills aligned blocks from `from` and sends their aligned bytes to the
-/// writers. Returns the bytes read, whether `from` ended (otherwise no
-/// aligned block could be had) and the unaligned tail, unwritten.
+/// writers; the refused writes are left in `in_flight`.
 fn fill_and_send(
     from: &mut dyn Read,
     blocks: &mut DirectBlocks,
     jobs: &mpsc::SyncSender<WriteJob>,
     in_flight: &mut InFlight<'_>,
-) -> io::Result<(u64, bool, Vec<u8>)> {
+) -> io::Result<DirectCopy> {
+    let copy = |read, ended, tail| DirectCopy {
+        read,
+        ended,
+        tail,
+        refused: Vec::new(),
+    };
     let mut offset = 0u64;
     loop {
         let mut block = loop {
@@ -338,7 +363,7 @@ fn fill_and_send(
                 break block;
             }
             if in_flight.count == 0 {
-                return Ok((offset, false, Vec::new()));
+                return Ok(copy(offset, false, Vec::new()));
             }
             in_flight.wait_one(blocks)?;
         };
@@ -360,7 +385,7 @@ fn fill_and_send(
         }
         offset += n as u64;
         if n < DIRECT_CHUNK {
-            return Ok((offset, true, tail));
+            return Ok(copy(offset, true, tail));
         }
     }
 }
@@ -432,6 +457,14 @@ mod tests {
     }
 
     #[test]
+    fn preallocation_trusts_a_header_only_up_to_a_relation_segment() {
+        assert_eq!(preallocation(0), 0);
+        assert_eq!(preallocation(8192), 8192);
+        assert_eq!(preallocation(1 << 30), 1 << 30);
+        assert_eq!(preallocation(8 << 40), 1 << 30);
+    }
+
+    #[test]
     fn an_existing_file_is_never_overwritten() {
         let dir = crate::backup::tests::TempDir::new("restored-file");
         let path = dir.path().join("x");
@@ -445,7 +478,8 @@ mod tests {
     fn clearing_direct_mid_file_keeps_writing_in_place() {
         let dir = crate::backup::tests::TempDir::new("restored-file");
         let path = dir.path().join("y");
-        let mut file = RestoredFile::create(&path, 4 << 20).unwrap();
+        // Opened without preallocation: the file holds only what is written.
+        let mut file = RestoredFile::open(&path, 4 << 20).unwrap();
         let mut block = AlignedBlock::new().unwrap();
         let first = sample(2 * ALIGN);
         block.bytes_mut()[..first.len()].copy_from_slice(&first);

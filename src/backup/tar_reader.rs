@@ -78,7 +78,7 @@ struct Extractor<'a> {
     dir_attrs: Vec<(PathBuf, u32, SystemTime)>,
     stats: ExtractStats,
     buf: Vec<u8>,
-    aligned: DirectBlocks,
+    direct_blocks: DirectBlocks,
 }
 
 impl Extractor<'_> {
@@ -154,8 +154,7 @@ impl Extractor<'_> {
                 self.parents(&rel, &name, true)?;
                 self.clear(&abs, &name)?;
                 let mut out = RestoredFile::create(&abs, entry.size())?;
-                preallocate(out.file(), preallocation(entry.size()));
-                let n = out.copy_from(&mut entry, &mut self.buf, &mut self.aligned)?;
+                let n = out.copy_from(&mut entry, &mut self.buf, &mut self.direct_blocks)?;
                 let file = out.into_file();
                 file.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))?;
                 file.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -273,40 +272,13 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> 
         dir_attrs: Vec::new(),
         stats: ExtractStats::default(),
         buf: vec![0; super::RESTORE_BUFFER],
-        aligned: DirectBlocks::default(),
+        direct_blocks: DirectBlocks::default(),
     };
     for entry in archive.entries()? {
         x.entry(entry?)?;
     }
     x.finish_dirs()?;
     Ok(x.stats)
-}
-
-/// The most [`preallocate`] reserves for one member: PostgreSQL's largest
-/// file (a relation segment, `RELSEG_SIZE`; WAL segments are at most as large).
-/// The size comes from the member's header, before any data: a corrupt or
-/// hostile header claiming terabytes must not reserve them.
-const MAX_PREALLOCATION: u64 = 1 << 30;
-
-/// How much to preallocate for a member whose header says `size`.
-fn preallocation(size: u64) -> u64 {
-    size.min(MAX_PREALLOCATION)
-}
-
-/// Allocates a file's blocks up front (ext4 then skips delayed allocation,
-/// a seventh of a restore's time in the profile); only a hint.
-fn preallocate(file: &File, size: u64) {
-    use std::os::unix::io::AsRawFd;
-    if size == 0 {
-        return;
-    }
-    let Ok(len) = libc::off_t::try_from(size) else {
-        return;
-    };
-    // SAFETY: a valid open file descriptor; posix_fallocate does not touch memory.
-    unsafe {
-        libc::posix_fallocate(file.as_raw_fd(), 0, len);
-    }
 }
 
 #[cfg(test)]
@@ -351,14 +323,6 @@ mod tests {
         out.push(b'x');
         out.resize(out.len() + 511 + 1024, 0);
         out
-    }
-
-    #[test]
-    fn preallocation_trusts_a_header_only_up_to_a_relation_segment() {
-        assert_eq!(preallocation(0), 0);
-        assert_eq!(preallocation(8192), 8192);
-        assert_eq!(preallocation(1 << 30), 1 << 30);
-        assert_eq!(preallocation(8 << 40), 1 << 30);
     }
 
     #[test]
