@@ -16,6 +16,7 @@
 //!
 //! Nothing here does I/O beyond the `Read`/`Write` it is handed.
 
+mod gzip_reader;
 mod hashing;
 mod level;
 pub mod parallel_gzip;
@@ -26,6 +27,7 @@ use std::io::{self, Read, Write};
 
 use bytes::Bytes;
 
+pub use gzip_reader::GzipReader;
 pub use hashing::{HashingWriter, sha256_hex};
 pub use level::{CompressionLevel, LevelParseError};
 
@@ -308,7 +310,7 @@ pub fn decoder<'a, R: Read + 'a>(
 ) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match compression {
         None => Box::new(reader),
-        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Some(Compression::Gzip) => Box::new(GzipReader::new(reader)),
         Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
         Some(Compression::Xz) => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
         Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::new(reader)?),
