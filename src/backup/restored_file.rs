@@ -1,56 +1,183 @@
 //! Writing the data of one restored regular file.
 //!
-//! Files of [`DIRECT_MIN`] or more (relation segments, WAL segments: nearly
-//! all of a restore's bytes) are written with `O_DIRECT`, past the page cache,
-//! in aligned blocks of [`DIRECT_CHUNK`]. A base restore writes the whole
-//! database once and nobody reads it back until PostgreSQL starts; through the
-//! page cache every byte first costs a fresh page of memory (charged to the
-//! pod's memory cgroup under Kubernetes, and on the benchmark VM up to ten
-//! times dearer than the disk write itself: `docs/benchmarks.md`, "Base
-//! restore and the page cache"), then dirty-page writeback. PostgreSQL syncs
-//! the data directory when it starts from a backup, so the data would reach
-//! the disk before use either way.
+//! Files of [`LARGE_MIN`] or more (relation segments, WAL segments: nearly
+//! all of a restore's bytes) are written in aligned blocks of [`BLOCK`], at
+//! their offsets, by [`WRITERS`] threads, either through the page cache or
+//! with `O_DIRECT`, past it. A base restore writes the whole database once
+//! and nobody reads it back until PostgreSQL starts, which syncs the data
+//! directory: what matters is what a page of page cache costs against a
+//! direct write. That depends on the machine's state, so the restore
+//! measures it on its own writes ([`PageCacheCost`]): it starts through the
+//! page cache and, as soon as one window of [`COST_WINDOW`] bytes has cost
+//! more than [`COST_LIMIT_NANOS_PER_MIB`], the file being written and every
+//! later one go direct. On the benchmark VM a 1 MiB buffered write took
+//! about 0.45 ms into memory the guest had used recently and about 4 ms into
+//! memory the host had taken back (free page reporting), against 0.75 to 1
+//! ms for a direct one (`docs/benchmarks.md`, "Base restore: page cache or
+//! direct, measured"). Under Kubernetes the page cache is charged to the
+//! pod's memory cgroup: once its dirty pages are throttled, buffered writes
+//! slow down past the limit and the restore goes direct.
 //!
 //! Whatever refuses direct I/O falls back to ordinary writes on the same
 //! descriptor, never to an error: a file system without `O_DIRECT` (tmpfs,
-//! some FUSE) fails the `open`, a device with a larger logical block fails a
-//! write with `EINVAL`, and the unaligned tail of a file (PostgreSQL's files
-//! are multiples of 8 KiB, others need not be) is written after `O_DIRECT`
-//! is cleared. `BARNACLE_DIRECT_IO=0` in the environment turns direct writes
-//! off altogether.
+//! some FUSE) fails the `open` or the `fcntl`, a device with a larger
+//! logical block fails a write with `EINVAL`, and the unaligned tail of a
+//! file (PostgreSQL's files are multiples of 8 KiB, others need not be) is
+//! written after `O_DIRECT` is cleared. `BARNACLE_DIRECT_IO=0` writes every
+//! file through the page cache, `BARNACLE_DIRECT_IO=1` every large file
+//! direct from the start.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
 
-/// Files at least this large are written with `O_DIRECT`.
-pub const DIRECT_MIN: u64 = 1 << 20;
+/// Files at least this large are written in blocks, by the writer threads.
+pub const LARGE_MIN: u64 = 1 << 20;
 
-/// The size of one direct write (1 MiB: 256 KiB writes took 1.3 times as
-/// long with `dd oflag=direct` on the benchmark VM, 4 MiB no less).
-pub const DIRECT_CHUNK: usize = 1 << 20;
+/// The size of one block write (1 MiB: 256 KiB direct writes took 1.3 times
+/// as long with `dd oflag=direct` on the benchmark VM, 4 MiB no less).
+pub const BLOCK: usize = 1 << 20;
 
 /// Buffer address, length and file offset alignment of a direct write: the
 /// largest logical block size in common use (4Kn disks); 512-byte devices
 /// accept it too.
 const ALIGN: usize = 4096;
 
-/// Whether direct writes are on (`BARNACLE_DIRECT_IO=0` turns them off).
-fn direct_io_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var_os("BARNACLE_DIRECT_IO").is_none_or(|v| v != "0"))
+/// The bytes of buffered writes over which their cost is judged.
+const COST_WINDOW: u64 = 16 << 20;
+
+/// What a MiB of buffered writes may cost before the restore goes direct:
+/// about what a direct write of a MiB takes on the benchmark VM's disk.
+const COST_LIMIT_NANOS_PER_MIB: u64 = 1_000_000;
+
+/// How large files are written, from `BARNACLE_DIRECT_IO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DirectIo {
+    /// `0`: always through the page cache.
+    Never,
+    /// `1`: always direct.
+    Always,
+    /// Unset (or anything else): measured, see the module docs.
+    Measured,
 }
 
-/// Direct writes in flight at once, each from its own thread: with one, the
-/// disk of the benchmark VM sat idle between 1 MiB writes (0.9 ms each, 1.1
-/// GB/s). Writes inside a file's preallocated size overwrite unwritten
-/// extents, which ext4 lets run concurrently.
+fn direct_io_setting() -> DirectIo {
+    static SETTING: OnceLock<DirectIo> = OnceLock::new();
+    *SETTING.get_or_init(|| match std::env::var_os("BARNACLE_DIRECT_IO").as_deref() {
+        Some(v) if v == "0" => DirectIo::Never,
+        Some(v) if v == "1" => DirectIo::Always,
+        _ => DirectIo::Measured,
+    })
+}
+
+/// Block writes in flight at once, each from its own thread: with one, the
+/// disk of the benchmark VM sat idle between 1 MiB direct writes (0.9 ms
+/// each, 1.1 GB/s). Writes inside a file's preallocated size overwrite
+/// unwritten extents, which ext4 lets run concurrently when direct.
+/// Buffered writes take turns ([`PageCacheCost::window`]): ext4 serialises
+/// them on the inode anyway, and each is timed alone.
 const WRITERS: usize = 2;
 
-/// A [`DIRECT_CHUNK`]-byte block at an [`ALIGN`]ed address.
+/// The cost of buffered writes, measured window by window over one restore,
+/// and whether it has gone direct.
+pub struct PageCacheCost {
+    /// Buffered writes hold it while they write: (bytes, time) of the
+    /// current window.
+    window: Mutex<(u64, Duration)>,
+    /// Set once a window cost too much (or from the start under
+    /// `BARNACLE_DIRECT_IO=1`): large files go direct from then on.
+    slow: AtomicBool,
+    limit_nanos_per_mib: u64,
+}
+
+impl Default for PageCacheCost {
+    fn default() -> Self {
+        let direct = direct_io_setting() == DirectIo::Always;
+        PageCacheCost::with_limit(COST_LIMIT_NANOS_PER_MIB, direct)
+    }
+}
+
+impl PageCacheCost {
+    fn with_limit(limit_nanos_per_mib: u64, direct: bool) -> Self {
+        PageCacheCost {
+            window: Mutex::new((0, Duration::ZERO)),
+            slow: AtomicBool::new(direct),
+            limit_nanos_per_mib,
+        }
+    }
+
+    /// Whether large files now go direct.
+    pub fn is_direct(&self) -> bool {
+        self.slow.load(Ordering::Relaxed)
+    }
+
+    /// Writes one block at its offset: direct once the page cache has proved
+    /// dear, otherwise buffered and timed; the write that closes a window
+    /// judged too dear turns `O_DIRECT` on for `file`.
+    fn write(&self, file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+        if self.is_direct() {
+            return file.write_all_at(data, offset);
+        }
+        let mut window = self
+            .window
+            .lock()
+            .map_err(|_| io::Error::other("a block writer panicked"))?;
+        let started = Instant::now();
+        file.write_all_at(data, offset)?;
+        window.0 += data.len() as u64;
+        window.1 += started.elapsed();
+        if window.0 >= COST_WINDOW {
+            let (bytes, took) = std::mem::take(&mut *window);
+            let limit = u128::from(self.limit_nanos_per_mib) * u128::from(bytes) / (1 << 20);
+            if took.as_nanos() > limit && !self.slow.swap(true, Ordering::Relaxed) {
+                tracing::debug!(
+                    window_bytes = bytes,
+                    took_ms = took.as_millis() as u64,
+                    "buffered writes cost more than direct ones: restoring with O_DIRECT"
+                );
+                // Where the file system refuses, this file stays buffered;
+                // later ones try O_DIRECT at open and fall back.
+                let _ = set_direct(file, true);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns `O_DIRECT` on or off for `file`'s open file description.
+fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `file` owns; F_GETFL/F_SETFL take and
+    // return plain integers.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let wanted = if on {
+        flags | libc::O_DIRECT
+    } else {
+        flags & !libc::O_DIRECT
+    };
+    // SAFETY: as above.
+    if wanted != flags && unsafe { libc::fcntl(fd, libc::F_SETFL, wanted) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether `O_DIRECT` is on for `file`.
+fn is_direct(file: &File) -> bool {
+    // SAFETY: as in `set_direct`.
+    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    flags >= 0 && flags & libc::O_DIRECT != 0
+}
+
+/// A [`BLOCK`]-byte block at an [`ALIGN`]ed address.
 struct AlignedBlock {
     storage: Vec<u8>,
     offset: usize,
@@ -60,31 +187,30 @@ impl AlignedBlock {
     /// A zeroed block, or `None` where the allocator cannot tell the
     /// alignment (`align_offset` may answer "unknown").
     fn new() -> Option<Self> {
-        let storage = vec![0; DIRECT_CHUNK + ALIGN];
+        let storage = vec![0; BLOCK + ALIGN];
         let offset = storage.as_ptr().align_offset(ALIGN);
-        (offset.checked_add(DIRECT_CHUNK)? <= storage.len())
-            .then_some(AlignedBlock { storage, offset })
+        (offset.checked_add(BLOCK)? <= storage.len()).then_some(AlignedBlock { storage, offset })
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.storage[self.offset..self.offset + DIRECT_CHUNK]
+        &self.storage[self.offset..self.offset + BLOCK]
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[self.offset..self.offset + DIRECT_CHUNK]
+        &mut self.storage[self.offset..self.offset + BLOCK]
     }
 }
 
-/// The aligned blocks of direct writes, kept from one file to the next and
-/// allocated on first use (a restore without large files never pays for
-/// them): one per writer and one being filled.
+/// The aligned blocks, kept from one file to the next and allocated on
+/// first use (a restore without large files never pays for them): one per
+/// writer and one being filled.
 #[derive(Default)]
-pub struct DirectBlocks {
+struct BlockPool {
     free: Vec<AlignedBlock>,
     allocated: usize,
 }
 
-impl DirectBlocks {
+impl BlockPool {
     fn take(&mut self) -> Option<AlignedBlock> {
         if let Some(block) = self.free.pop() {
             return Some(block);
@@ -98,7 +224,15 @@ impl DirectBlocks {
     }
 }
 
-/// A direct write handed to a writer thread: `len` bytes of `block` at `offset`.
+/// What one restore's large files share: the blocks and the measured cost
+/// of the page cache.
+#[derive(Default)]
+pub struct LargeWrites {
+    blocks: BlockPool,
+    page_cache: PageCacheCost,
+}
+
+/// A block write handed to a writer thread: `len` bytes of `block` at `offset`.
 struct WriteJob {
     offset: u64,
     block: AlignedBlock,
@@ -107,7 +241,7 @@ struct WriteJob {
 
 type WriteDone = (WriteJob, io::Result<()>);
 
-/// The direct writes sent and not yet answered.
+/// The block writes sent and not yet answered.
 struct InFlight<'a> {
     count: usize,
     done: &'a mpsc::Receiver<WriteDone>,
@@ -118,10 +252,10 @@ struct InFlight<'a> {
 
 impl InFlight<'_> {
     /// Waits for one answer and puts its block back.
-    fn wait_one(&mut self, blocks: &mut DirectBlocks) -> io::Result<()> {
+    fn wait_one(&mut self, blocks: &mut BlockPool) -> io::Result<()> {
         let Ok((job, result)) = self.done.recv() else {
             self.count = 0;
-            return Err(io::Error::other("the direct writers stopped"));
+            return Err(io::Error::other("the block writers stopped"));
         };
         self.count -= 1;
         match result {
@@ -138,7 +272,7 @@ impl InFlight<'_> {
     }
 
     /// Waits for every answer; the first error, if any.
-    fn wait_all(&mut self, blocks: &mut DirectBlocks) -> io::Result<()> {
+    fn wait_all(&mut self, blocks: &mut BlockPool) -> io::Result<()> {
         let mut first = Ok(());
         while self.count > 0 {
             if let Err(e) = self.wait_one(blocks) {
@@ -149,8 +283,8 @@ impl InFlight<'_> {
     }
 }
 
-/// How the direct part of a copy ended.
-struct DirectCopy {
+/// How the block part of a copy ended.
+struct BlockCopy {
     /// Bytes read from the source (written, or in `tail`).
     read: u64,
     /// Whether the source ended (otherwise no aligned block could be had).
@@ -189,45 +323,52 @@ fn preallocate(file: &File, size: u64) {
 /// A regular file being restored: created new, its data then written once.
 pub struct RestoredFile {
     file: File,
-    direct: bool,
+    /// Written in blocks by the writer threads.
+    large: bool,
 }
 
 impl RestoredFile {
     /// Creates `path` (which must not exist) for `size` bytes, mode 0600,
-    /// and preallocates it: the direct writers then overwrite unwritten
-    /// extents inside the file's size, which ext4 runs concurrently.
-    pub fn create(path: &Path, size: u64) -> io::Result<Self> {
-        let restored = Self::open(path, size)?;
+    /// and preallocates it: block writes then overwrite unwritten extents
+    /// inside the file's size, which ext4 runs concurrently when direct.
+    /// A large file opens with `O_DIRECT` once `writes` has gone direct.
+    pub fn create(path: &Path, size: u64, writes: &LargeWrites) -> io::Result<Self> {
+        let restored = Self::open(path, size, writes)?;
         preallocate(&restored.file, preallocation(size));
         Ok(restored)
     }
 
-    fn open(path: &Path, size: u64) -> io::Result<Self> {
+    fn open(path: &Path, size: u64, writes: &LargeWrites) -> io::Result<Self> {
         let mut options = OpenOptions::new();
         options.write(true).create_new(true).mode(0o600);
-        if size >= DIRECT_MIN && direct_io_enabled() {
+        let large = size >= LARGE_MIN && direct_io_setting() != DirectIo::Never;
+        if large && writes.page_cache.is_direct() {
             let mut direct = options.clone();
             direct.custom_flags(libc::O_DIRECT);
             match direct.open(path) {
-                Ok(file) => return Ok(RestoredFile { file, direct: true }),
+                Ok(file) => return Ok(RestoredFile { file, large }),
                 // Linux creates the file before it checks O_DIRECT: open what
                 // was created, never following a link.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     options = OpenOptions::new();
                     options.write(true).custom_flags(libc::O_NOFOLLOW);
+                    return Ok(RestoredFile {
+                        file: options.open(path)?,
+                        large: false,
+                    });
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(RestoredFile {
             file: options.open(path)?,
-            direct: false,
+            large,
         })
     }
 
-    /// Whether writes still go past the page cache.
+    /// Whether writes now go past the page cache.
     pub fn is_direct(&self) -> bool {
-        self.direct
+        is_direct(&self.file)
     }
 
     /// The file, for its times and mode.
@@ -236,24 +377,24 @@ impl RestoredFile {
     }
 
     /// Copies everything `from` yields into the file; returns the byte count.
-    /// `buf` serves ordinary writes, `blocks` direct ones. Every write is
-    /// positional, so ordinary writes carry on wherever direct ones stopped.
+    /// `buf` serves ordinary writes, `writes` block ones. Every write is
+    /// positional, so ordinary writes carry on wherever block ones stopped.
     pub fn copy_from(
         &mut self,
         from: &mut dyn Read,
         buf: &mut [u8],
-        blocks: &mut DirectBlocks,
+        writes: &mut LargeWrites,
     ) -> io::Result<u64> {
         let mut total = 0;
-        if self.direct {
-            let copy = self.copy_direct(from, blocks)?;
+        if self.large {
+            let copy = self.copy_blocks(from, writes)?;
             if !(copy.ended && copy.tail.is_empty() && copy.refused.is_empty()) {
-                self.stop_direct()?;
+                set_direct(&self.file, false)?;
             }
             for job in copy.refused {
                 self.file
                     .write_all_at(&job.block.bytes()[..job.len], job.offset)?;
-                blocks.free.push(job.block);
+                writes.blocks.free.push(job.block);
             }
             let tail_at = copy.read - copy.tail.len() as u64;
             self.file.write_all_at(&copy.tail, tail_at)?;
@@ -274,14 +415,16 @@ impl RestoredFile {
         }
     }
 
-    /// The direct part of [`Self::copy_from`]: blocks are filled here and
+    /// The block part of [`Self::copy_from`]: blocks are filled here and
     /// written at their offsets by [`WRITERS`] threads.
-    fn copy_direct(
+    fn copy_blocks(
         &mut self,
         from: &mut dyn Read,
-        blocks: &mut DirectBlocks,
-    ) -> io::Result<DirectCopy> {
+        writes: &mut LargeWrites,
+    ) -> io::Result<BlockCopy> {
         let file = &self.file;
+        let LargeWrites { blocks, page_cache } = writes;
+        let page_cache = &*page_cache;
         let (job_tx, job_rx) = mpsc::sync_channel::<WriteJob>(0);
         let job_rx = Mutex::new(job_rx);
         let (done_tx, done_rx) = mpsc::channel::<WriteDone>();
@@ -295,7 +438,8 @@ impl RestoredFile {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        let result = file.write_all_at(&job.block.bytes()[..job.len], job.offset);
+                        let result =
+                            page_cache.write(file, &job.block.bytes()[..job.len], job.offset);
                         if done_tx.send((job, result)).is_err() {
                             return;
                         }
@@ -314,31 +458,11 @@ impl RestoredFile {
             let waited = in_flight.wait_all(blocks);
             let copy = filled?;
             waited?;
-            Ok(DirectCopy {
+            Ok(BlockCopy {
                 refused: in_flight.refused,
                 ..copy
             })
         })
-    }
-
-    /// Clears `O_DIRECT` on the descriptor: later writes are ordinary ones.
-    fn stop_direct(&mut self) -> io::Result<()> {
-        if !self.direct {
-            return Ok(());
-        }
-        let fd = self.file.as_raw_fd();
-        // SAFETY: fcntl on a descriptor this File owns; F_GETFL/F_SETFL take
-        // and return plain integers.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        self.direct = false;
-        Ok(())
     }
 }
 
@@ -346,11 +470,11 @@ impl RestoredFile {
 /// writers; the refused writes are left in `in_flight`.
 fn fill_and_send(
     from: &mut dyn Read,
-    blocks: &mut DirectBlocks,
+    blocks: &mut BlockPool,
     jobs: &mpsc::SyncSender<WriteJob>,
     in_flight: &mut InFlight<'_>,
-) -> io::Result<DirectCopy> {
-    let copy = |read, ended, tail| DirectCopy {
+) -> io::Result<BlockCopy> {
+    let copy = |read, ended, tail| BlockCopy {
         read,
         ended,
         tail,
@@ -378,13 +502,13 @@ fn fill_and_send(
                 len: whole,
             };
             jobs.send(job)
-                .map_err(|_| io::Error::other("the direct writers stopped"))?;
+                .map_err(|_| io::Error::other("the block writers stopped"))?;
             in_flight.count += 1;
         } else {
             blocks.free.push(block);
         }
         offset += n as u64;
-        if n < DIRECT_CHUNK {
+        if n < BLOCK {
             return Ok(copy(offset, true, tail));
         }
     }
@@ -411,25 +535,48 @@ mod tests {
         ok
     }
 
-    fn restore(dir: &Path, name: &str, data: &[u8]) -> (Vec<u8>, bool) {
+    impl LargeWrites {
+        /// Large writes judged against `limit_nanos_per_mib`, or direct
+        /// from the start.
+        fn with_limit(limit_nanos_per_mib: u64, direct: bool) -> Self {
+            LargeWrites {
+                blocks: BlockPool::default(),
+                page_cache: PageCacheCost::with_limit(limit_nanos_per_mib, direct),
+            }
+        }
+    }
+
+    /// Restores `data` as `dir/name`: the bytes read back, and whether the
+    /// file was direct when opened and when its data was written.
+    fn restore(
+        dir: &Path,
+        name: &str,
+        data: &[u8],
+        writes: &mut LargeWrites,
+    ) -> (Vec<u8>, bool, bool) {
         let path = dir.join(name);
-        let mut file = RestoredFile::create(&path, data.len() as u64).unwrap();
-        let direct = file.is_direct();
+        let mut file = RestoredFile::create(&path, data.len() as u64, writes).unwrap();
+        let opened_direct = file.is_direct();
         let mut buf = vec![0; 64 * 1024];
-        let n = file
-            .copy_from(&mut &data[..], &mut buf, &mut DirectBlocks::default())
-            .unwrap();
+        let n = file.copy_from(&mut &data[..], &mut buf, writes).unwrap();
         assert_eq!(n, data.len() as u64);
+        let ended_direct = file.is_direct();
         drop(file);
-        (std::fs::read(&path).unwrap(), direct)
+        (std::fs::read(&path).unwrap(), opened_direct, ended_direct)
+    }
+
+    fn blocks_on() -> bool {
+        direct_io_setting() != DirectIo::Never
     }
 
     #[test]
-    fn every_size_reads_back_whole_direct_or_not() {
+    fn every_size_reads_back_whole_direct_buffered_or_switched() {
         // The crate's directory is on a real file system in CI (ext4):
-        // large files there are written directly; under tmpfs the fallback
-        // is taken and the data must still be right.
+        // large files there can be written directly; under tmpfs the
+        // fallback is taken and the data must still be right.
         let dir = crate::backup::tests::TempDir::new("restored-file");
+        let mut direct = LargeWrites::with_limit(COST_LIMIT_NANOS_PER_MIB, true);
+        let mut buffered = LargeWrites::with_limit(u64::MAX, false);
         for (i, len) in [
             0,
             1,
@@ -438,22 +585,59 @@ mod tests {
             (1 << 20) - 1,
             1 << 20,
             (1 << 20) + 1,
-            3 * DIRECT_CHUNK + 8192,
-            3 * DIRECT_CHUNK + 12345,
+            3 * BLOCK + 8192,
+            3 * BLOCK + 12345,
         ]
         .into_iter()
         .enumerate()
         {
             let data = sample(len);
-            let (back, direct) = restore(dir.path(), &format!("f{i}"), &data);
+            let (back, opened_direct, _) =
+                restore(dir.path(), &format!("d{i}"), &data, &mut direct);
             assert_eq!(back.len(), data.len(), "length {len}");
             assert!(back == data, "content of {len} bytes");
-            if len < DIRECT_MIN as usize {
-                assert!(!direct, "{len} bytes must not go direct");
-            } else if direct_io_enabled() && supports_direct(dir.path()) {
-                assert!(direct, "{len} bytes must go direct");
+            if len < LARGE_MIN as usize {
+                assert!(!opened_direct, "{len} bytes must not go direct");
+            } else if blocks_on() && supports_direct(dir.path()) {
+                assert!(opened_direct, "{len} bytes must go direct");
             }
+            let (back, opened_direct, ended_direct) =
+                restore(dir.path(), &format!("b{i}"), &data, &mut buffered);
+            assert!(back == data, "content of {len} bytes, buffered");
+            assert!(!opened_direct && !ended_direct, "{len} bytes buffered");
         }
+        assert!(!buffered.page_cache.is_direct());
+    }
+
+    #[test]
+    fn a_dear_page_cache_turns_the_file_being_written_and_later_ones_direct() {
+        let dir = crate::backup::tests::TempDir::new("restored-file");
+        // Every window is too dear: the write closing the first one (16
+        // MiB) turns O_DIRECT on for the rest of the file.
+        let mut writes = LargeWrites::with_limit(0, false);
+        let len = 2 * COST_WINDOW as usize + 3 * BLOCK;
+        let data = sample(len);
+        let (back, opened_direct, ended_direct) = restore(dir.path(), "s", &data, &mut writes);
+        assert!(back == data, "content after the switch");
+        assert!(!opened_direct, "the first file opens buffered");
+        if !blocks_on() {
+            return;
+        }
+        assert!(writes.page_cache.is_direct(), "the restore went direct");
+        let direct_here = supports_direct(dir.path());
+        assert_eq!(ended_direct, direct_here, "the file went direct mid-way");
+        // A later large file opens direct; its unaligned tail clears it.
+        let data = sample(3 * BLOCK + 100);
+        let (back, opened_direct, ended_direct) = restore(dir.path(), "t", &data, &mut writes);
+        assert!(back == data);
+        assert_eq!(opened_direct, direct_here);
+        assert!(!ended_direct, "O_DIRECT is cleared for the tail");
+        // Cheap windows never switch.
+        let mut cheap = LargeWrites::with_limit(u64::MAX, false);
+        let data = sample(len);
+        let (back, _, ended_direct) = restore(dir.path(), "u", &data, &mut cheap);
+        assert!(back == data);
+        assert!(!ended_direct && !cheap.page_cache.is_direct());
     }
 
     #[test]
@@ -469,8 +653,9 @@ mod tests {
         let dir = crate::backup::tests::TempDir::new("restored-file");
         let path = dir.path().join("x");
         std::fs::write(&path, b"kept").unwrap();
-        assert!(RestoredFile::create(&path, 8 << 20).is_err());
-        assert!(RestoredFile::create(&path, 1).is_err());
+        let writes = LargeWrites::with_limit(0, true);
+        assert!(RestoredFile::create(&path, 8 << 20, &writes).is_err());
+        assert!(RestoredFile::create(&path, 1, &writes).is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"kept");
     }
 
@@ -479,14 +664,15 @@ mod tests {
         let dir = crate::backup::tests::TempDir::new("restored-file");
         let path = dir.path().join("y");
         // Opened without preallocation: the file holds only what is written.
-        let mut file = RestoredFile::open(&path, 4 << 20).unwrap();
+        let writes = LargeWrites::with_limit(0, true);
+        let file = RestoredFile::open(&path, 4 << 20, &writes).unwrap();
         let mut block = AlignedBlock::new().unwrap();
         let first = sample(2 * ALIGN);
         block.bytes_mut()[..first.len()].copy_from_slice(&first);
         file.file
             .write_all_at(&block.bytes()[..first.len()], 0)
             .unwrap();
-        file.stop_direct().unwrap();
+        set_direct(&file.file, false).unwrap();
         assert!(!file.is_direct());
         file.file.write_all_at(b"tail", first.len() as u64).unwrap();
         drop(file);
@@ -511,17 +697,14 @@ mod tests {
     #[test]
     fn short_reads_fill_whole_blocks_and_blocks_are_reused() {
         let dir = crate::backup::tests::TempDir::new("restored-file");
-        let mut blocks = DirectBlocks::default();
-        for (i, len) in [5 * DIRECT_CHUNK + 100, 2 * DIRECT_CHUNK]
-            .into_iter()
-            .enumerate()
-        {
+        let mut writes = LargeWrites::with_limit(0, true);
+        for (i, len) in [5 * BLOCK + 100, 2 * BLOCK].into_iter().enumerate() {
             let data = sample(len);
             let path = dir.path().join(format!("t{i}"));
-            let mut file = RestoredFile::create(&path, len as u64).unwrap();
+            let mut file = RestoredFile::create(&path, len as u64, &writes).unwrap();
             let mut buf = vec![0; 4096];
             let n = file
-                .copy_from(&mut Trickle(&data), &mut buf, &mut blocks)
+                .copy_from(&mut Trickle(&data), &mut buf, &mut writes)
                 .unwrap();
             assert_eq!(n, len as u64);
             drop(file);
@@ -531,9 +714,9 @@ mod tests {
             );
         }
         assert!(
-            blocks.allocated <= WRITERS + 1,
+            writes.blocks.allocated <= WRITERS + 1,
             "{} blocks",
-            blocks.allocated
+            writes.blocks.allocated
         );
     }
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tar::EntryType;
 
-use super::restored_file::{DirectBlocks, RestoredFile};
+use super::restored_file::{LargeWrites, RestoredFile};
 
 /// What one extraction created.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -78,7 +78,7 @@ struct Extractor<'a> {
     dir_attrs: Vec<(PathBuf, u32, SystemTime)>,
     stats: ExtractStats,
     buf: Vec<u8>,
-    direct_blocks: DirectBlocks,
+    large_writes: LargeWrites,
 }
 
 impl Extractor<'_> {
@@ -153,8 +153,8 @@ impl Extractor<'_> {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.parents(&rel, &name, true)?;
                 self.clear(&abs, &name)?;
-                let mut out = RestoredFile::create(&abs, entry.size())?;
-                let n = out.copy_from(&mut entry, &mut self.buf, &mut self.direct_blocks)?;
+                let mut out = RestoredFile::create(&abs, entry.size(), &self.large_writes)?;
+                let n = out.copy_from(&mut entry, &mut self.buf, &mut self.large_writes)?;
                 let file = out.into_file();
                 file.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))?;
                 file.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -272,7 +272,7 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> 
         dir_attrs: Vec::new(),
         stats: ExtractStats::default(),
         buf: vec![0; super::RESTORE_BUFFER],
-        direct_blocks: DirectBlocks::default(),
+        large_writes: LargeWrites::default(),
     };
     for entry in archive.entries()? {
         x.entry(entry?)?;
