@@ -1,22 +1,23 @@
 //! Writing the data of one restored regular file.
 //!
 //! Files of [`LARGE_MIN`] or more (relation segments, WAL segments: nearly
-//! all of a restore's bytes) are written in aligned blocks of [`BLOCK`], at
-//! their offsets, by [`WRITERS`] threads, either through the page cache or
-//! with `O_DIRECT`, past it. A base restore writes the whole database once
-//! and nobody reads it back until PostgreSQL starts, which syncs the data
-//! directory: what matters is what a page of page cache costs against a
-//! direct write. That depends on the machine's state, so the restore
-//! measures it on its own writes ([`PageCacheCost`]): it starts through the
-//! page cache and, as soon as one window of [`COST_WINDOW`] bytes has cost
-//! more than [`COST_LIMIT_NANOS_PER_MIB`], the file being written and every
-//! later one go direct. On the benchmark VM a 1 MiB buffered write took
-//! about 0.45 ms into memory the guest had used recently and about 4 ms into
-//! memory the host had taken back (free page reporting), against 0.75 to 1
-//! ms for a direct one (`docs/benchmarks.md`, "Base restore: page cache or
-//! direct, measured"). Under Kubernetes the page cache is charged to the
-//! pod's memory cgroup: once its dirty pages are throttled, buffered writes
-//! slow down past the limit and the restore goes direct.
+//! all of a restore's bytes) go through the page cache or, with `O_DIRECT`,
+//! past it. A base restore writes the whole database once and nobody reads
+//! it back until PostgreSQL starts, which syncs the data directory: what
+//! matters is what a page of page cache costs against a direct write. That
+//! depends on the machine's state, so the restore measures it on its own
+//! writes ([`PageCacheCost`]): large files start with ordinary writes, each
+//! timed, and as soon as one window of [`COST_WINDOW`] bytes has cost more
+//! than [`COST_LIMIT_NANOS_PER_MIB`], the file being written (from its next
+//! aligned offset) and every later one go direct: aligned blocks of
+//! [`BLOCK`] written at their offsets by [`WRITERS`] threads. On the
+//! benchmark VM a buffered MiB took about 0.45 ms into memory the guest had
+//! used recently and 3 to 4 ms into memory the host had taken back (free
+//! page reporting), against 0.75 to 1 ms for a direct one
+//! (`docs/benchmarks.md`, "Base restore: page cache or direct, measured").
+//! Under Kubernetes the page cache is charged to the pod's memory cgroup:
+//! once its dirty pages are throttled, buffered writes slow down past the
+//! limit and the restore goes direct.
 //!
 //! Whatever refuses direct I/O falls back to ordinary writes on the same
 //! descriptor, never to an error: a file system without `O_DIRECT` (tmpfs,
@@ -32,11 +33,10 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-/// Files at least this large are written in blocks, by the writer threads.
+/// Files at least this large are timed through the page cache, then direct.
 pub const LARGE_MIN: u64 = 1 << 20;
 
 /// The size of one block write (1 MiB: 256 KiB direct writes took 1.3 times
@@ -75,23 +75,20 @@ fn direct_io_setting() -> DirectIo {
     })
 }
 
-/// Block writes in flight at once, each from its own thread: with one, the
-/// disk of the benchmark VM sat idle between 1 MiB direct writes (0.9 ms
-/// each, 1.1 GB/s). Writes inside a file's preallocated size overwrite
-/// unwritten extents, which ext4 lets run concurrently when direct.
-/// Buffered writes take turns ([`PageCacheCost::window`]): ext4 serialises
-/// them on the inode anyway, and each is timed alone.
+/// Direct writes in flight at once, each from its own thread: with one, the
+/// disk of the benchmark VM sat idle between 1 MiB writes (0.9 ms each, 1.1
+/// GB/s). Writes inside a file's preallocated size overwrite unwritten
+/// extents, which ext4 lets run concurrently.
 const WRITERS: usize = 2;
 
 /// The cost of buffered writes, measured window by window over one restore,
 /// and whether it has gone direct.
 pub struct PageCacheCost {
-    /// Buffered writes hold it while they write: (bytes, time) of the
-    /// current window.
-    window: Mutex<(u64, Duration)>,
+    /// Bytes and time of the buffered writes of the current window.
+    window: (u64, Duration),
     /// Set once a window cost too much (or from the start under
     /// `BARNACLE_DIRECT_IO=1`): large files go direct from then on.
-    slow: AtomicBool,
+    dear: bool,
     limit_nanos_per_mib: u64,
 }
 
@@ -105,47 +102,42 @@ impl Default for PageCacheCost {
 impl PageCacheCost {
     fn with_limit(limit_nanos_per_mib: u64, direct: bool) -> Self {
         PageCacheCost {
-            window: Mutex::new((0, Duration::ZERO)),
-            slow: AtomicBool::new(direct),
+            window: (0, Duration::ZERO),
+            dear: direct,
             limit_nanos_per_mib,
         }
     }
 
     /// Whether large files now go direct.
     pub fn is_direct(&self) -> bool {
-        self.slow.load(Ordering::Relaxed)
+        self.dear
     }
 
-    /// Writes one block at its offset: direct once the page cache has proved
-    /// dear, otherwise buffered and timed; the write that closes a window
-    /// judged too dear turns `O_DIRECT` on for `file`.
-    fn write(&self, file: &File, data: &[u8], offset: u64) -> io::Result<()> {
-        if self.is_direct() {
-            return file.write_all_at(data, offset);
+    /// Counts one buffered write of `bytes` that took `took`; `true` when it
+    /// closes a window that cost too much (from then on, direct).
+    fn record(&mut self, bytes: usize, took: Duration) -> bool {
+        self.window.0 += bytes as u64;
+        self.window.1 += took;
+        if self.window.0 < COST_WINDOW {
+            return false;
         }
-        let mut window = self
-            .window
-            .lock()
-            .map_err(|_| io::Error::other("a block writer panicked"))?;
-        let started = Instant::now();
-        file.write_all_at(data, offset)?;
-        window.0 += data.len() as u64;
-        window.1 += started.elapsed();
-        if window.0 >= COST_WINDOW {
-            let (bytes, took) = std::mem::take(&mut *window);
-            let limit = u128::from(self.limit_nanos_per_mib) * u128::from(bytes) / (1 << 20);
-            if took.as_nanos() > limit && !self.slow.swap(true, Ordering::Relaxed) {
-                tracing::debug!(
-                    window_bytes = bytes,
-                    took_ms = took.as_millis() as u64,
-                    "buffered writes cost more than direct ones: restoring with O_DIRECT"
-                );
-                // Where the file system refuses, this file stays buffered;
-                // later ones try O_DIRECT at open and fall back.
-                let _ = set_direct(file, true);
-            }
+        let (bytes, took) = std::mem::take(&mut self.window);
+        let limit = u128::from(self.limit_nanos_per_mib) * u128::from(bytes) / (1 << 20);
+        tracing::trace!(
+            window_bytes = bytes,
+            took_us = took.as_micros() as u64,
+            "buffered write window"
+        );
+        if took.as_nanos() <= limit || self.dear {
+            return false;
         }
-        Ok(())
+        tracing::debug!(
+            window_bytes = bytes,
+            took_ms = took.as_millis() as u64,
+            "buffered writes cost more than direct ones: restoring with O_DIRECT"
+        );
+        self.dear = true;
+        true
     }
 }
 
@@ -377,8 +369,11 @@ impl RestoredFile {
     }
 
     /// Copies everything `from` yields into the file; returns the byte count.
-    /// `buf` serves ordinary writes, `writes` block ones. Every write is
-    /// positional, so ordinary writes carry on wherever block ones stopped.
+    /// `buf` (at least [`ALIGN`] bytes) serves ordinary writes, `writes`
+    /// direct ones. A large file opened buffered is written the ordinary way,
+    /// each write timed, until the page cache proves dear; then, from the next
+    /// aligned offset, direct. Every write is positional, so ordinary writes
+    /// carry on wherever direct ones stopped.
     pub fn copy_from(
         &mut self,
         from: &mut dyn Read,
@@ -386,8 +381,17 @@ impl RestoredFile {
         writes: &mut LargeWrites,
     ) -> io::Result<u64> {
         let mut total = 0;
-        if self.large {
-            let copy = self.copy_blocks(from, writes)?;
+        if self.large && !is_direct(&self.file) {
+            let (written, ended) = self.copy_timed(from, buf, &mut writes.page_cache)?;
+            if ended {
+                return Ok(written);
+            }
+            total = written;
+            // Where the file system refuses O_DIRECT, the rest is ordinary.
+            let _ = set_direct(&self.file, true);
+        }
+        if self.large && is_direct(&self.file) {
+            let copy = self.copy_blocks(from, writes, total)?;
             if !(copy.ended && copy.tail.is_empty() && copy.refused.is_empty()) {
                 set_direct(&self.file, false)?;
             }
@@ -404,15 +408,47 @@ impl RestoredFile {
             total = copy.read;
         }
         loop {
-            let n = match from.read(buf) {
-                Ok(0) => return Ok(total),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
+            let n = read_some(from, buf)?;
+            if n == 0 {
+                return Ok(total);
+            }
             self.file.write_all_at(&buf[..n], total)?;
             total += n as u64;
         }
+    }
+
+    /// Ordinary writes, each timed into `cost`, until `from` ends (`true`)
+    /// or a window proves the page cache dear (`false`; the bytes written
+    /// then end at an [`ALIGN`]ed offset, ready for direct writes).
+    fn copy_timed(
+        &self,
+        from: &mut dyn Read,
+        buf: &mut [u8],
+        cost: &mut PageCacheCost,
+    ) -> io::Result<(u64, bool)> {
+        let mut total = 0u64;
+        loop {
+            let n = read_some(from, buf)?;
+            if n == 0 {
+                return Ok((total, true));
+            }
+            let started = Instant::now();
+            self.file.write_all_at(&buf[..n], total)?;
+            total += n as u64;
+            if cost.record(n, started.elapsed()) {
+                break;
+            }
+        }
+        while total % ALIGN as u64 != 0 {
+            let pad = (ALIGN - (total % ALIGN as u64) as usize).min(buf.len());
+            let n = read_some(from, &mut buf[..pad])?;
+            if n == 0 {
+                return Ok((total, true));
+            }
+            self.file.write_all_at(&buf[..n], total)?;
+            total += n as u64;
+        }
+        Ok((total, false))
     }
 
     /// The block part of [`Self::copy_from`]: blocks are filled here and
@@ -421,10 +457,10 @@ impl RestoredFile {
         &mut self,
         from: &mut dyn Read,
         writes: &mut LargeWrites,
+        start: u64,
     ) -> io::Result<BlockCopy> {
         let file = &self.file;
-        let LargeWrites { blocks, page_cache } = writes;
-        let page_cache = &*page_cache;
+        let blocks = &mut writes.blocks;
         let (job_tx, job_rx) = mpsc::sync_channel::<WriteJob>(0);
         let job_rx = Mutex::new(job_rx);
         let (done_tx, done_rx) = mpsc::channel::<WriteDone>();
@@ -438,8 +474,7 @@ impl RestoredFile {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        let result =
-                            page_cache.write(file, &job.block.bytes()[..job.len], job.offset);
+                        let result = file.write_all_at(&job.block.bytes()[..job.len], job.offset);
                         if done_tx.send((job, result)).is_err() {
                             return;
                         }
@@ -452,7 +487,7 @@ impl RestoredFile {
                 done: &done_rx,
                 refused: Vec::new(),
             };
-            let filled = fill_and_send(from, blocks, &job_tx, &mut in_flight);
+            let filled = fill_and_send(from, blocks, &job_tx, &mut in_flight, start);
             // The writers end once the channel is closed and drained.
             drop(job_tx);
             let waited = in_flight.wait_all(blocks);
@@ -466,13 +501,25 @@ impl RestoredFile {
     }
 }
 
+/// One `read`, retried when interrupted.
+fn read_some(from: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match from.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Fills aligned blocks from `from` and sends their aligned bytes to the
-/// writers; the refused writes are left in `in_flight`.
+/// writers, the first at `start` (aligned); the refused writes are left in
+/// `in_flight`.
 fn fill_and_send(
     from: &mut dyn Read,
     blocks: &mut BlockPool,
     jobs: &mpsc::SyncSender<WriteJob>,
     in_flight: &mut InFlight<'_>,
+    start: u64,
 ) -> io::Result<BlockCopy> {
     let copy = |read, ended, tail| BlockCopy {
         read,
@@ -480,7 +527,7 @@ fn fill_and_send(
         tail,
         refused: Vec::new(),
     };
-    let mut offset = 0u64;
+    let mut offset = start;
     loop {
         let mut block = loop {
             if let Some(block) = blocks.take() {
@@ -632,6 +679,23 @@ mod tests {
         assert!(back == data);
         assert_eq!(opened_direct, direct_here);
         assert!(!ended_direct, "O_DIRECT is cleared for the tail");
+        // Reads of 1 000 bytes: the window closes at an unaligned offset,
+        // and ordinary writes carry on to the next aligned one first.
+        let mut writes = LargeWrites::with_limit(0, false);
+        let data = sample(COST_WINDOW as usize + 5 * BLOCK);
+        let path = dir.path().join("v");
+        let mut file = RestoredFile::create(&path, data.len() as u64, &writes).unwrap();
+        let mut buf = vec![0; 64 * 1024];
+        let n = file
+            .copy_from(&mut Trickle(&data), &mut buf, &mut writes)
+            .unwrap();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(file.is_direct(), direct_here);
+        drop(file);
+        assert!(
+            std::fs::read(&path).unwrap() == data,
+            "content, unaligned switch"
+        );
         // Cheap windows never switch.
         let mut cheap = LargeWrites::with_limit(u64::MAX, false);
         let data = sample(len);
