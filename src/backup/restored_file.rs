@@ -37,11 +37,11 @@ use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// Files at least this large are timed through the page cache, then direct.
-pub const LARGE_MIN: u64 = 1 << 20;
+const LARGE_MIN: u64 = 1 << 20;
 
 /// The size of one block write (1 MiB: 256 KiB direct writes took 1.3 times
 /// as long with `dd oflag=direct` on the benchmark VM, 4 MiB no less).
-pub const BLOCK: usize = 1 << 20;
+const BLOCK: usize = 1 << 20;
 
 /// Buffer address, length and file offset alignment of a direct write: the
 /// largest logical block size in common use (4Kn disks); 512-byte devices
@@ -83,7 +83,7 @@ const WRITERS: usize = 2;
 
 /// The cost of buffered writes, measured window by window over one restore,
 /// and whether it has gone direct.
-pub struct PageCacheCost {
+struct PageCacheCost {
     /// Bytes and time of the buffered writes of the current window.
     window: (u64, Duration),
     /// Set once a window cost too much (or from the start under
@@ -109,7 +109,7 @@ impl PageCacheCost {
     }
 
     /// Whether large files now go direct.
-    pub fn is_direct(&self) -> bool {
+    fn is_direct(&self) -> bool {
         self.dear
     }
 
@@ -382,7 +382,8 @@ impl RestoredFile {
     ) -> io::Result<u64> {
         let mut total = 0;
         if self.large && !is_direct(&self.file) {
-            let (written, ended) = self.copy_timed(from, buf, &mut writes.page_cache)?;
+            let (written, ended) =
+                self.copy_ordinary(from, buf, 0, Some(&mut writes.page_cache))?;
             if ended {
                 return Ok(written);
             }
@@ -407,48 +408,39 @@ impl RestoredFile {
             }
             total = copy.read;
         }
-        loop {
-            let n = read_some(from, buf)?;
-            if n == 0 {
-                return Ok(total);
-            }
-            self.file.write_all_at(&buf[..n], total)?;
-            total += n as u64;
-        }
+        Ok(self.copy_ordinary(from, buf, total, None)?.0)
     }
 
-    /// Ordinary writes, each timed into `cost`, until `from` ends (`true`)
-    /// or a window proves the page cache dear (`false`; the bytes written
-    /// then end at an [`ALIGN`]ed offset, ready for direct writes).
-    fn copy_timed(
+    /// Ordinary writes from offset `total` on, until `from` ends (`true`)
+    /// or, when `cost` times them, a window proves the page cache dear
+    /// (`false`; the bytes written then end at an [`ALIGN`]ed offset, ready
+    /// for direct writes). Returns the offset reached.
+    fn copy_ordinary(
         &self,
         from: &mut dyn Read,
         buf: &mut [u8],
-        cost: &mut PageCacheCost,
+        mut total: u64,
+        mut cost: Option<&mut PageCacheCost>,
     ) -> io::Result<(u64, bool)> {
-        let mut total = 0u64;
+        let mut dear = false;
         loop {
-            let n = read_some(from, buf)?;
+            let unaligned = (total % ALIGN as u64) as usize;
+            let want = match (dear, unaligned) {
+                (true, 0) => return Ok((total, false)),
+                (true, _) => (ALIGN - unaligned).min(buf.len()),
+                (false, _) => buf.len(),
+            };
+            let n = read_some(from, &mut buf[..want])?;
             if n == 0 {
                 return Ok((total, true));
             }
-            let started = Instant::now();
+            let started = cost.is_some().then(Instant::now);
             self.file.write_all_at(&buf[..n], total)?;
             total += n as u64;
-            if cost.record(n, started.elapsed()) {
-                break;
+            if let (Some(cost), Some(started)) = (cost.as_deref_mut(), started) {
+                dear |= cost.record(n, started.elapsed());
             }
         }
-        while total % ALIGN as u64 != 0 {
-            let pad = (ALIGN - (total % ALIGN as u64) as usize).min(buf.len());
-            let n = read_some(from, &mut buf[..pad])?;
-            if n == 0 {
-                return Ok((total, true));
-            }
-            self.file.write_all_at(&buf[..n], total)?;
-            total += n as u64;
-        }
-        Ok((total, false))
     }
 
     /// The block part of [`Self::copy_from`]: blocks are filled here and

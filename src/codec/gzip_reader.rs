@@ -152,15 +152,9 @@ impl<R: Read> GzipReader<R> {
         if flags & FEXTRA != 0 {
             let mut xlen = [0u8; 2];
             self.read_exact_or_truncated(&mut xlen)?;
-            let mut left = u16::from_le_bytes(xlen) as usize;
-            while left > 0 {
-                let available = self.input.fill_buf()?;
-                if available.is_empty() {
-                    return Err(truncated());
-                }
-                let n = available.len().min(left);
-                self.input.consume(n);
-                left -= n;
+            let xlen = u64::from(u16::from_le_bytes(xlen));
+            if io::copy(&mut (&mut self.input).take(xlen), &mut io::sink())? < xlen {
+                return Err(truncated());
             }
         }
         if flags & FNAME != 0 {
