@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod error;
 pub mod layout;
 pub mod logging;
+pub mod memory;
 pub mod pg;
 pub mod progress;
 pub mod retention;

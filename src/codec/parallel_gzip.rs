@@ -101,13 +101,13 @@ fn deflate_into(
 
 /// One thread's deflater, reused block after block: one zlib state and one
 /// output buffer instead of a fresh pair per block.
-struct Deflater {
+pub(crate) struct Deflater {
     c: Compress,
     scratch: Vec<u8>,
 }
 
 impl Deflater {
-    fn new(level: u32) -> Deflater {
+    pub(crate) fn new(level: u32) -> Deflater {
         Deflater {
             c: Compress::new(flate2::Compression::new(level), false),
             scratch: Vec::new(),
@@ -116,7 +116,7 @@ impl Deflater {
 
     /// One block deflated (see [`deflate_block`]) with its CRC-32; the output
     /// copied out at its exact length, since it is kept until the upload.
-    fn block(
+    pub(crate) fn block(
         &mut self,
         dictionary: &[u8],
         data: &[u8],

@@ -55,6 +55,7 @@ pub(super) async fn backup(args: &BackupArgs, default_gzip: bool) -> Result<Repo
     if args.common.test {
         return connectivity_test(&store).await;
     }
+    crate::memory::unmap_large_buffers_when_freed();
     let cancel = Arc::new(AtomicBool::new(false));
     cancel_on_signals(cancel.clone());
     // Barman caps -S at 1 TiB.

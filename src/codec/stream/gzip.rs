@@ -1,9 +1,12 @@
 //! A streaming, parallel, single-member gzip writer for tar parts.
 //!
 //! Input is cut into blocks of `block_size` bytes. Each full block is handed
-//! to a pool of worker threads, which deflate it with
-//! [`parallel_gzip::deflate_block`] (primed with the 32 KiB of input before
-//! it, sync-flushed) and compute its CRC-32. The caller's thread writes the
+//! to a pool of worker threads, which deflate it as
+//! [`parallel_gzip::deflate_block`] does (primed with the 32 KiB of input
+//! before it, sync-flushed), each with one zlib state reused block after
+//! block, and compute its CRC-32. The input blocks come back with the result
+//! and are filled again, so a backup allocates a handful of them, not one per
+//! MiB (see [`crate::memory`]). The caller's thread writes the
 //! finished blocks to the inner writer strictly in order and combines their
 //! CRCs; `finish` compresses the remainder as the stream's last block and
 //! writes the trailer. The result is ONE gzip member, as Barman's streaming
@@ -23,7 +26,7 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::codec::parallel_gzip::{deflate_block, trailer};
+use crate::codec::parallel_gzip::{Deflater, trailer};
 
 /// Deflate's window: the dictionary each block is primed with.
 const WINDOW: usize = 32 * 1024;
@@ -47,12 +50,17 @@ struct Done {
     seq: u64,
     held: usize,
     result: io::Result<(Vec<u8>, crc32fast::Hasher)>,
+    /// The job's input block, to be filled again.
+    spare: Vec<u8>,
 }
 
-fn run_job(job: &Job, level: u32) -> io::Result<(Vec<u8>, crc32fast::Hasher)> {
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&job.data);
-    Ok((deflate_block(&job.dict, &job.data, job.last, level)?, crc))
+fn run_job(deflater: &mut Deflater, job: Job) -> Done {
+    Done {
+        seq: job.seq,
+        held: job.data.len() + job.dict.len(),
+        result: deflater.block(&job.dict, &job.data, job.last),
+        spare: job.data,
+    }
 }
 
 struct Pool {
@@ -73,20 +81,14 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("gzip-{i}"))
                 .spawn(move || {
+                    let mut deflater = Deflater::new(level);
                     loop {
                         let job = match job_rx.lock() {
                             Ok(rx) => rx.recv(),
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        let held = job.data.len() + job.dict.len();
-                        let result = run_job(&job, level);
-                        let done = Done {
-                            seq: job.seq,
-                            held,
-                            result,
-                        };
-                        if done_tx.send(done).is_err() {
+                        if done_tx.send(run_job(&mut deflater, job)).is_err() {
                             return;
                         }
                     }
@@ -114,9 +116,12 @@ impl Drop for Pool {
 /// See the module documentation.
 pub struct ParallelGzipWriter<W: Write> {
     inner: W,
-    level: u32,
     block_size: usize,
     buf: Vec<u8>,
+    /// Input blocks back from the workers, to be filled again.
+    spares: Vec<Vec<u8>>,
+    /// The caller's thread's deflater, when there is no pool.
+    local: Option<Box<Deflater>>,
     dict: Vec<u8>,
     crc: crc32fast::Hasher,
     total_in: u64,
@@ -145,16 +150,17 @@ impl<W: Write> ParallelGzipWriter<W> {
         let block_size = block_size.max(WINDOW);
         let header = tarfile_gzip_header(mtime);
         inner.write_all(&header)?;
-        let pool = if threads > 1 {
-            Some(Pool::new(threads, level)?)
+        let (pool, local) = if threads > 1 {
+            (Some(Pool::new(threads, level)?), None)
         } else {
-            None
+            (None, Some(Box::new(Deflater::new(level))))
         };
         Ok(ParallelGzipWriter {
             inner,
-            level,
             block_size,
             buf: Vec::with_capacity(block_size),
+            spares: Vec::new(),
+            local,
             dict: Vec::new(),
             crc: crc32fast::Hasher::new(),
             total_in: 0,
@@ -213,12 +219,20 @@ impl<W: Write> ParallelGzipWriter<W> {
 
     /// Hands the current block to a worker (or compresses it here).
     fn dispatch(&mut self, last: bool) -> io::Result<()> {
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.block_size));
+        let fresh = match self.spares.pop() {
+            Some(mut spare) => {
+                spare.clear();
+                spare
+            }
+            None => Vec::with_capacity(self.block_size),
+        };
+        let data = std::mem::replace(&mut self.buf, fresh);
         // The next block's dictionary: the last 32 KiB of input so far.
         let next_dict = if data.len() >= WINDOW {
             data[data.len() - WINDOW..].to_vec()
         } else {
-            let mut d = std::mem::take(&mut self.dict);
+            // Cloned, not taken: `dict` below still primes this block.
+            let mut d = self.dict.clone();
             d.extend_from_slice(&data);
             d[d.len().saturating_sub(WINDOW)..].to_vec()
         };
@@ -230,8 +244,10 @@ impl<W: Write> ParallelGzipWriter<W> {
             last,
         };
         self.next_seq += 1;
-        if self.pool.is_none() {
-            let (out, crc) = run_job(&job, self.level)?;
+        if let Some(deflater) = self.local.as_mut() {
+            let done = run_job(deflater, job);
+            let (out, crc) = done.result?;
+            self.spares.push(done.spare);
             self.next_write += 1;
             return self.emit(&out, &crc);
         }
@@ -264,6 +280,7 @@ impl<W: Write> ParallelGzipWriter<W> {
     /// Accepts one finished block and writes every block now in order.
     fn accept(&mut self, done: Done) -> io::Result<()> {
         let (out, crc) = done.result?;
+        self.spares.push(done.spare);
         self.held -= done.held;
         self.note_held(out.len());
         self.pending.insert(done.seq, (out, crc));

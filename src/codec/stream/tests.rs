@@ -100,6 +100,35 @@ fn gzip_is_one_member_and_identical_for_any_thread_count() {
     }
 }
 
+/// Workers reuse one zlib state and recycled input blocks: the member must
+/// be byte for byte what a fresh state per block writes, the last block
+/// (shorter than the window here) primed like the others.
+#[test]
+fn reused_deflaters_write_what_fresh_ones_write() {
+    use crate::codec::parallel_gzip::{deflate_block, trailer};
+    let input = sample(3 * 1024 * 1024 + 5);
+    let block = 128 * 1024;
+    let mut expected = gzip::tarfile_gzip_header(1_700_000_000).to_vec();
+    let mut start = 0;
+    while start < input.len() {
+        let end = (start + block).min(input.len());
+        let dict = &input[start.saturating_sub(32 * 1024)..start];
+        expected.extend(deflate_block(dict, &input[start..end], end == input.len(), 6).unwrap());
+        start = end;
+    }
+    expected.extend(trailer(crc32fast::hash(&input), input.len() as u64));
+    for threads in [1, 2] {
+        let (got, _) = encode(Some(Compression::Gzip), &options(threads, block), &input);
+        let first = got.iter().zip(&expected).position(|(a, b)| a != b);
+        assert!(
+            got == expected,
+            "threads {threads}: the member differs at {first:?}, lengths {} {}",
+            got.len(),
+            expected.len()
+        );
+    }
+}
+
 #[test]
 fn headers_match_what_barman_writes() {
     let (gz, _) = encode(Some(Compression::Gzip), &options(2, 1 << 20), b"x");
