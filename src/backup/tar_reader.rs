@@ -47,11 +47,35 @@ pub struct ExtractStats {
     pub skipped: u64,
 }
 
+/// `e` naming the member it met, unless it already does (the refusals).
+fn member_error(e: io::Error, name: &[u8]) -> io::Error {
+    let name = String::from_utf8_lossy(name);
+    if e.to_string().contains(name.as_ref()) {
+        return e;
+    }
+    io::Error::new(e.kind(), format!("{name}: {e}"))
+}
+
 fn unsafe_path(what: &str, name: &[u8]) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("{what}: {}", String::from_utf8_lossy(name)),
     )
+}
+
+/// Creates directory `abs` (`mode` before the umask), or accepts the one that
+/// appeared since it was looked for: a restore extracts its parts in
+/// parallel into one tree, and two parts often hold files of one directory.
+/// Anything else found there is refused as `what`.
+fn make_dir(abs: &Path, mode: u32, what: &str, name: &[u8]) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(mode).create(abs) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::symlink_metadata(abs) {
+            Ok(m) if m.file_type().is_dir() => Ok(()),
+            Ok(_) => Err(unsafe_path(what, name)),
+            Err(e) => Err(e),
+        },
+        done => done,
+    }
 }
 
 /// The components of a member name, refusing absolute names and `..`.
@@ -101,7 +125,9 @@ impl Extractor<'_> {
                     return Err(unsafe_path("archive path goes through a symlink", name));
                 }
                 Ok(_) => return Err(unsafe_path("archive path goes through a file", name)),
-                Err(e) if create && e.kind() == io::ErrorKind::NotFound => fs::create_dir(&abs)?,
+                Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+                    make_dir(&abs, 0o777, "archive path goes through a file", name)?;
+                }
                 Err(e) => return Err(e),
             }
             self.known_dirs.insert(prefix.clone());
@@ -138,7 +164,7 @@ impl Extractor<'_> {
                         Ok(m) if m.file_type().is_dir() => {}
                         Ok(_) => return Err(unsafe_path("directory over a non-directory", &name)),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                            fs::DirBuilder::new().mode(0o700).create(&abs)?;
+                            make_dir(&abs, 0o700, "directory over a non-directory", &name)?;
                         }
                         Err(e) => return Err(e),
                     }
@@ -275,7 +301,9 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> 
         large_writes: LargeWrites::default(),
     };
     for entry in archive.entries()? {
-        x.entry(entry?)?;
+        let entry = entry?;
+        let name = entry.path_bytes().into_owned();
+        x.entry(entry).map_err(|e| member_error(e, &name))?;
     }
     x.finish_dirs()?;
     Ok(x.stats)
@@ -284,6 +312,52 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_made_meanwhile_is_accepted_anything_else_refused() {
+        let dir = std::env::temp_dir().join(format!("barnacle-make-dir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("there")).unwrap();
+        fs::write(dir.join("file"), b"x").unwrap();
+        make_dir(&dir.join("new"), 0o700, "refused", b"new").unwrap();
+        make_dir(&dir.join("there"), 0o700, "refused", b"there").unwrap();
+        let err = make_dir(&dir.join("file"), 0o700, "refused", b"file").unwrap_err();
+        assert_eq!(err.to_string(), "refused: file");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Two parts of one backup extracted at once into one tree, both with
+    /// files in directories neither has created yet (a restore with -J 2).
+    #[test]
+    fn parts_extracted_in_parallel_share_their_directories() {
+        let dest = std::env::temp_dir().join(format!("barnacle-parts-{}", std::process::id()));
+        let part = |tag: &str| {
+            let mut b = tar::Builder::new(Vec::new());
+            for i in 0..200 {
+                let data = format!("{tag}{i}");
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o600);
+                h.set_mtime(1_700_000_000);
+                h.set_entry_type(EntryType::Regular);
+                let path = format!("base/{}/{}/{tag}{i}", i % 7, i % 3);
+                b.append_data(&mut h, path, data.as_bytes()).unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        for _ in 0..20 {
+            let _ = fs::remove_dir_all(&dest);
+            let (a, b) = (part("a"), part("b"));
+            std::thread::scope(|s| {
+                let one = s.spawn(|| extract_tar(&a[..], &dest));
+                let two = s.spawn(|| extract_tar(&b[..], &dest));
+                assert_eq!(one.join().unwrap().unwrap().files, 200);
+                assert_eq!(two.join().unwrap().unwrap().files, 200);
+            });
+            assert_eq!(fs::read(dest.join("base/6/2/b146")).unwrap(), b"b146");
+        }
+        fs::remove_dir_all(&dest).unwrap();
+    }
 
     #[test]
     fn names_are_checked() {
