@@ -6,8 +6,6 @@
 #
 #   scripts/fuzz.sh                         # every target, FUZZ_SECONDS (20) each: what CI runs
 #   FUZZ_SECONDS=600 scripts/fuzz.sh wal_name   # one target, longer
-#   FUZZ_BUILD_ONLY=1 scripts/fuzz.sh           # build the targets, run nothing (.ci/run does
-#                                               # this beside the integration tests)
 #
 # Runs on stable Rust: the fuzz crate (fuzz/, its own workspace) is built with plain `cargo build`
 # and the SanitizerCoverage flags cargo-fuzz would pass (no sanitizer: libFuzzer's coverage,
@@ -40,7 +38,6 @@ start=$SECONDS
 cargo build --release --locked --manifest-path fuzz/Cargo.toml --target "$triple" \
   $(printf -- '--bin %s ' "${targets[@]}")
 echo "scripts/fuzz.sh: built in $((SECONDS - start)) s"
-[ "${FUZZ_BUILD_ONLY:-0}" != 1 ] || exit 0
 
 records=${BARNACLE_RELIABILITY_DIR:-target/reliability}
 mkdir -p "$records"
