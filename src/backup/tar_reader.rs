@@ -63,10 +63,10 @@ fn unsafe_path(what: &str, name: &[u8]) -> io::Error {
     )
 }
 
-/// Creates directory `abs` (`mode` before the umask), or accepts the one that
-/// appeared since it was looked for: a restore extracts its parts in
-/// parallel into one tree, and two parts often hold files of one directory.
-/// Anything else found there is refused as `what`.
+/// Creates directory `abs` (`mode` before the umask), or accepts the one
+/// already there, even one that appeared since it was looked for: a restore
+/// extracts its parts in parallel into one tree, and two parts often hold
+/// files of one directory. Anything else found there is refused as `what`.
 fn make_dir(abs: &Path, mode: u32, what: &str, name: &[u8]) -> io::Result<()> {
     match fs::DirBuilder::new().mode(mode).create(abs) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::symlink_metadata(abs) {
@@ -160,14 +160,7 @@ impl Extractor<'_> {
             EntryType::Directory => {
                 if !parts.is_empty() {
                     self.parents(&rel, &name, true)?;
-                    match fs::symlink_metadata(&abs) {
-                        Ok(m) if m.file_type().is_dir() => {}
-                        Ok(_) => return Err(unsafe_path("directory over a non-directory", &name)),
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                            make_dir(&abs, 0o700, "directory over a non-directory", &name)?;
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    make_dir(&abs, 0o700, "directory over a non-directory", &name)?;
                     self.known_dirs.insert(rel.clone());
                 }
                 self.dir_attrs.push((rel, mode, mtime));

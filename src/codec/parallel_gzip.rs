@@ -24,7 +24,7 @@ use super::for_each_block;
 pub const DEFAULT_BLOCK_SIZE: usize = 256 * 1024;
 
 /// Deflate's window: how far back a match may reach.
-const WINDOW: usize = 32 * 1024;
+pub(crate) const WINDOW: usize = 32 * 1024;
 
 /// The 10-byte gzip header: no name, no time stamp, OS "unknown" (as Python's
 /// `gzip.compress(mtime=0)` writes it).

@@ -26,10 +26,7 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::codec::parallel_gzip::{Deflater, trailer};
-
-/// Deflate's window: the dictionary each block is primed with.
-const WINDOW: usize = 32 * 1024;
+use crate::codec::parallel_gzip::{Deflater, WINDOW, trailer};
 
 /// The gzip header Python's `tarfile` writes for `w|gz` streams.
 pub fn tarfile_gzip_header(mtime: u32) -> [u8; 11] {
@@ -227,15 +224,11 @@ impl<W: Write> ParallelGzipWriter<W> {
             None => Vec::with_capacity(self.block_size),
         };
         let data = std::mem::replace(&mut self.buf, fresh);
-        // The next block's dictionary: the last 32 KiB of input so far.
-        let next_dict = if data.len() >= WINDOW {
-            data[data.len() - WINDOW..].to_vec()
-        } else {
-            // Cloned, not taken: `dict` below still primes this block.
-            let mut d = self.dict.clone();
-            d.extend_from_slice(&data);
-            d[d.len().saturating_sub(WINDOW)..].to_vec()
-        };
+        // The next block's dictionary: the last 32 KiB of input so far (the
+        // end of this block's own dictionary when the block is shorter).
+        let from_dict = WINDOW.saturating_sub(data.len()).min(self.dict.len());
+        let mut next_dict = self.dict[self.dict.len() - from_dict..].to_vec();
+        next_dict.extend_from_slice(&data[data.len().saturating_sub(WINDOW)..]);
         let dict = std::mem::replace(&mut self.dict, next_dict);
         let job = Job {
             seq: self.next_seq,
