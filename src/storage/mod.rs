@@ -17,10 +17,14 @@
 //!   `aws-chunked` trailers) that break Ceph RGW and other S3-compatible stores.
 
 pub mod chunk_reader;
+#[cfg(feature = "s3")]
 mod describe;
 mod local;
+#[cfg(feature = "s3")]
 pub mod profile;
+#[cfg(feature = "s3")]
 mod s3;
+mod s3_options;
 pub mod upload;
 mod url;
 
@@ -33,7 +37,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use object_store::PutPayload;
 
-pub use s3::{AddressingStyle, Encryption, S3Options};
+pub use s3_options::{AddressingStyle, Encryption, S3Options};
 pub use url::StoreUrl;
 
 /// Metadata key (after `x-amz-meta-`) holding the SHA-256 of the uncompressed content.
@@ -153,6 +157,7 @@ pub struct MultipartUpload {
 }
 
 enum MultipartInner {
+    #[cfg(feature = "s3")]
     S3(s3::S3Multipart),
     Local(local::LocalMultipart),
 }
@@ -169,6 +174,7 @@ impl MultipartUpload {
     /// Starts sending the next part; the future resolves once it is stored.
     pub fn put_part(&mut self, data: Bytes) -> BoxFuture<'static, Result<()>> {
         match &mut self.inner {
+            #[cfg(feature = "s3")]
             MultipartInner::S3(m) => m.put_part(data),
             MultipartInner::Local(m) => m.put_part(data),
         }
@@ -177,6 +183,7 @@ impl MultipartUpload {
     /// Assembles the parts into the object (all parts must have completed).
     pub async fn complete(self) -> Result<()> {
         match self.inner {
+            #[cfg(feature = "s3")]
             MultipartInner::S3(m) => m.complete().await,
             MultipartInner::Local(m) => m.complete().await,
         }
@@ -185,6 +192,7 @@ impl MultipartUpload {
     /// Abandons the upload and frees what the store holds for it.
     pub async fn abort(self) -> Result<()> {
         match self.inner {
+            #[cfg(feature = "s3")]
             MultipartInner::S3(m) => m.abort().await,
             MultipartInner::Local(m) => m.abort().await,
         }
@@ -207,6 +215,7 @@ pub struct StoreConfig {
 
 #[derive(Debug, Clone)]
 enum Backend {
+    #[cfg(feature = "s3")]
     S3(Arc<s3::S3Backend>),
     Local(Arc<local::LocalBackend>),
 }
@@ -223,8 +232,15 @@ impl Store {
     /// region is configured.
     pub async fn open(config: &StoreConfig) -> Result<Store> {
         let backend = match &config.url {
+            #[cfg(feature = "s3")]
             StoreUrl::S3 { bucket, .. } => {
                 Backend::S3(Arc::new(s3::S3Backend::new(bucket, &config.s3).await?))
+            }
+            #[cfg(not(feature = "s3"))]
+            StoreUrl::S3 { .. } => {
+                return Err(StorageError::Config(
+                    "this barnacle was built without S3 support (cargo feature `s3`)".into(),
+                ));
             }
             StoreUrl::File { root } => {
                 Backend::Local(Arc::new(local::LocalBackend::new(root.clone())))
@@ -243,6 +259,7 @@ impl Store {
     /// A description for messages: the endpoint and bucket, or the directory.
     pub fn describe(&self) -> String {
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.describe(),
             Backend::Local(l) => l.describe(),
         }
@@ -252,6 +269,7 @@ impl Store {
     /// archive whichever way it is reached.
     pub fn location(&self) -> String {
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.location(),
             Backend::Local(l) => l.describe(),
         }
@@ -267,6 +285,7 @@ impl Store {
     ) -> Result<PutOutcome> {
         let body = body.into();
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.put(key, body, attrs, true).await,
             Backend::Local(l) => l.put(key, body, attrs, true).await,
         }
@@ -281,6 +300,7 @@ impl Store {
     ) -> Result<()> {
         let body = body.into();
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.put(key, body, attrs, false).await.map(drop),
             Backend::Local(l) => l.put(key, body, attrs, false).await.map(drop),
         }
@@ -289,6 +309,7 @@ impl Store {
     /// Reads a whole object. A missing object is [`StorageError::NotFound`].
     pub async fn get(&self, key: &str) -> Result<StoredObject> {
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.get(key).await,
             Backend::Local(l) => l.get(key).await,
         }
@@ -297,6 +318,7 @@ impl Store {
     /// An object's size and checksum, or `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.head(key).await,
             Backend::Local(l) => l.head(key).await,
         }
@@ -306,6 +328,7 @@ impl Store {
     /// sorted by key.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>> {
         let mut objects = match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.list(prefix).await?,
             Backend::Local(l) => l.list(prefix).await?,
         };
@@ -317,6 +340,7 @@ impl Store {
     /// both sorted.
     pub async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
         let mut listing = match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.list_dir(prefix).await?,
             Backend::Local(l) => l.list_dir(prefix).await?,
         };
@@ -329,14 +353,17 @@ impl Store {
     /// WAL). A missing object is [`StorageError::NotFound`].
     pub async fn get_stream(&self, key: &str) -> Result<StreamedObject> {
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.get_stream(key).await,
             Backend::Local(l) => l.get_stream(key).await,
         }
     }
 
     /// Starts a multipart upload to `key` (see [`upload::upload_stream`]).
+    #[cfg_attr(not(feature = "s3"), allow(unused_variables))] // S3 only
     pub async fn create_multipart(&self, key: &str, attrs: &PutAttrs) -> Result<MultipartUpload> {
         let inner = match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => MultipartInner::S3(s.create_multipart(key, attrs).await?),
             Backend::Local(l) => MultipartInner::Local(l.create_multipart(key).await?),
         };
@@ -348,8 +375,10 @@ impl Store {
 
     /// Deletes `keys`, in batches of at most `batch_size` per request where
     /// the store has bulk deletes. Missing keys are not an error.
+    #[cfg_attr(not(feature = "s3"), allow(unused_variables))] // S3 only
     pub async fn delete_many(&self, keys: &[String], batch_size: usize) -> Result<()> {
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.delete_many(keys, batch_size.clamp(1, 1000)).await,
             Backend::Local(l) => l.delete_many(keys).await,
         }
@@ -358,6 +387,7 @@ impl Store {
     /// Creates the bucket (or the local root directory).
     pub async fn create_bucket(&self) -> Result<()> {
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.create_bucket().await,
             Backend::Local(l) => l.create_root().await,
         }
@@ -367,6 +397,7 @@ impl Store {
     /// endpoint cannot be reached.
     pub async fn check_bucket(&self) -> Result<BucketState> {
         match &self.backend {
+            #[cfg(feature = "s3")]
             Backend::S3(s) => s.check_bucket().await,
             Backend::Local(l) => l.check_bucket().await,
         }

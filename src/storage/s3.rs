@@ -33,37 +33,10 @@ use object_store::{
 
 use super::describe::{classify, is_ambiguous, is_body_error};
 use super::{
-    BucketState, DirListing, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result,
-    SHA256_METADATA_KEY, StorageError, StoredObject, StreamedObject, profile,
+    AddressingStyle, BucketState, DirListing, Encryption, ListedObject, ObjectInfo, PutAttrs,
+    PutOutcome, Result, S3Options, SHA256_METADATA_KEY, StorageError, StoredObject, StreamedObject,
+    profile,
 };
-
-/// `--addressing-style`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AddressingStyle {
-    #[default]
-    Auto,
-    Virtual,
-    Path,
-}
-
-/// `-e/--encryption` with `--sse-kms-key-id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Encryption {
-    Aes256,
-    Kms { key_id: Option<String> },
-}
-
-/// S3 options common to every command.
-#[derive(Debug, Clone, Default)]
-pub struct S3Options {
-    pub endpoint_url: Option<String>,
-    pub profile: Option<String>,
-    pub read_timeout: Option<Duration>,
-    pub addressing_style: AddressingStyle,
-    /// A PEM bundle of extra trusted roots.
-    pub ca_bundle: Option<std::path::PathBuf>,
-    pub encryption: Option<Encryption>,
-}
 
 #[derive(Debug)]
 pub(super) struct S3Backend {
