@@ -11,13 +11,16 @@
 #      binary is relinked and this repeats PASSES times (default 3).
 # The workloads (gzip 3 easy WAL push, its restore, gzip 6 hard WAL push, its
 # restore, then the sidecar pushing both segments ahead with two workers,
-# scraped once and stopped) run against a real S3 server over HTTPS, as in
-# production.
+# scraped once and stopped, then with BASE_BACKUP the restore of a base
+# backup) run against a real S3 server over HTTPS, as in production.
 #
 # Usage: scripts/symbol-order.sh ENDPOINT BUCKET EASY_SEGMENT HARD_SEGMENT
 #   with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_CA_BUNDLE
 #   set for that server. The environment scripts/compare.sh builds (KEEP=1) is
 #   one: its SeaweedFS, CA and the WAL corpus in /var/tmp/barnacle-wal-corpus.
+#   BASE_BACKUP="s3://BUCKET/PREFIX SERVER" (optional): a prefix on the same
+#   server holding a base backup (e.g. compare-backup.sh's 1 GB one, taken by
+#   barnacle); its latest backup is restored into a temp directory.
 # Needs valgrind and perf. Rerun after a toolchain or Cargo.lock change (the
 # symbol names carry hashes that change with them; stale names are skipped).
 set -euo pipefail
@@ -59,6 +62,11 @@ workloads() {
     pkill -TERM -f "^$BIN sidecar --pgdata $pgdata|callgrind.*sidecar --pgdata $pgdata" || true
     wait "$job" || true
     [ "${pushed:-0}" = 2 ] || { log "the sidecar did not push both segments"; exit 1; }
+    if [ -n "${BASE_BACKUP:-}" ]; then
+        # shellcheck disable=SC2086 # URL and server, split on purpose
+        "$@" "$BIN" restore --endpoint-url "$ENDPOINT" $BASE_BACKUP latest "$WORK/base" >/dev/null
+        rm -rf "$WORK/base"
+    fi
 }
 
 build() { (cd "$ROOT" && cargo build --profile dist --quiet); }
