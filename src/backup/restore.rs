@@ -200,8 +200,9 @@ async fn extract_part(
         })
         .boxed();
     // Two chunks ahead: hyper hands out slices of reads of up to 400 KiB, each
-    // keeping its whole read alive, and inflating is the slower side. Eight
-    // held 2 to 4 MiB of them (valgrind --tool=massif, 2026-12-04).
+    // keeping its whole read alive, and inflating is the slower side. With
+    // eight they were 4.6 of the 9.8 MB at the peak (valgrind --tool=massif,
+    // 2026-12-04; docs/benchmarks.md, "Base restore memory").
     let reader = ChunkReader::spawn(stream, 2);
     let (key_owned, dest) = (key.to_string(), dest.to_path_buf());
     // Decompression and extraction run on two threads, handing over

@@ -148,10 +148,10 @@ impl Extractor<'_> {
         }
     }
 
-    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> io::Result<()> {
+    /// Extracts member `entry`, whose name is `name`.
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>, name: &[u8]) -> io::Result<()> {
         let kind = entry.header().entry_type();
-        let name = entry.path_bytes().into_owned();
-        let parts = components(&name)?;
+        let parts = components(name)?;
         let rel: PathBuf = parts.iter().map(|c| OsStr::from_bytes(c)).collect();
         let abs = self.dest.join(&rel);
         let mode = entry.header().mode()? & 0o777;
@@ -159,19 +159,19 @@ impl Extractor<'_> {
         match kind {
             EntryType::Directory => {
                 if !parts.is_empty() {
-                    self.parents(&rel, &name, true)?;
-                    make_dir(&abs, 0o700, "directory over a non-directory", &name)?;
+                    self.parents(&rel, name, true)?;
+                    make_dir(&abs, 0o700, "directory over a non-directory", name)?;
                     self.known_dirs.insert(rel.clone());
                 }
                 self.dir_attrs.push((rel, mode, mtime));
                 self.stats.dirs += 1;
             }
             _ if parts.is_empty() => {
-                return Err(unsafe_path("non-directory member names the root", &name));
+                return Err(unsafe_path("non-directory member names the root", name));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.parents(&rel, &name, true)?;
-                self.clear(&abs, &name)?;
+                self.parents(&rel, name, true)?;
+                self.clear(&abs, name)?;
                 let mut out = RestoredFile::create(&abs, entry.size(), &self.large_writes)?;
                 let n = out.copy_from(&mut entry, &mut self.buf, &mut self.large_writes)?;
                 let file = out.into_file();
@@ -181,20 +181,20 @@ impl Extractor<'_> {
                 self.stats.bytes += n;
             }
             EntryType::Symlink => {
-                let target = link_name(&entry, &name)?;
-                self.parents(&rel, &name, true)?;
-                self.clear(&abs, &name)?;
+                let target = link_name(&entry, name)?;
+                self.parents(&rel, name, true)?;
+                self.clear(&abs, name)?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), &abs)?;
                 self.stats.symlinks += 1;
             }
             EntryType::Link => {
-                let target = link_name(&entry, &name)?;
+                let target = link_name(&entry, name)?;
                 let target_rel: PathBuf = components(&target)?
                     .into_iter()
                     .map(OsStr::from_bytes)
                     .collect();
                 if target_rel.as_os_str().is_empty() {
-                    return Err(unsafe_path("hard link to the root", &name));
+                    return Err(unsafe_path("hard link to the root", name));
                 }
                 self.parents(&target_rel, &target, false)?;
                 let source = self.dest.join(&target_rel);
@@ -202,8 +202,8 @@ impl Extractor<'_> {
                     Ok(m) if !m.file_type().is_dir() => {}
                     _ => return Err(unsafe_path("hard link to a missing member", &target)),
                 }
-                self.parents(&rel, &name, true)?;
-                self.clear(&abs, &name)?;
+                self.parents(&rel, name, true)?;
+                self.clear(&abs, name)?;
                 fs::hard_link(&source, &abs)?;
                 self.stats.hardlinks += 1;
             }
@@ -296,7 +296,7 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> 
     for entry in archive.entries()? {
         let entry = entry?;
         let name = entry.path_bytes().into_owned();
-        x.entry(entry).map_err(|e| member_error(e, &name))?;
+        x.entry(entry, &name).map_err(|e| member_error(e, &name))?;
     }
     x.finish_dirs()?;
     Ok(x.stats)
