@@ -61,6 +61,7 @@ fn main() {
                         tags: Vec::new(),
                         history_tags: Vec::new(),
                         threads: t,
+                        staging: None,
                     };
                     g.bench_function(format!("gzip{level}-{t}t"), |b| {
                         b.iter_custom(|iters| {

@@ -62,6 +62,7 @@ fn main() {
                     tags: Vec::new(),
                     history_tags: Vec::new(),
                     threads: cores,
+                    staging: None,
                 };
                 rt.block_on(push_wal(&st.store, &prefix, &seg.path, &push))
                     .expect("push the segment to restore");

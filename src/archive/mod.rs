@@ -14,9 +14,11 @@ mod push;
 pub mod pushed;
 mod restore;
 mod spool;
+mod staging;
 
 pub use push::{PushOptions, PushOutcome, push_wal};
 pub use restore::{RestoreOptions, RestoreOutcome, restore_wal};
+pub use staging::Staging;
 
 /// How many `restore_command` calls the spool at `spool_dir` has answered.
 pub fn spool_hits(spool_dir: &std::path::Path) -> u64 {

@@ -16,6 +16,8 @@
 //! `.history` files are never overwritten by construction. Memory: the
 //! compressed copy (one conditional `PutObject` needs the whole body) and a
 //! few 256 KiB blocks in flight; the file itself is read a block at a time.
+//! Pushes side by side stage their compressed copies on disk and send them
+//! one at a time ([`Staging`]).
 
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
@@ -25,7 +27,8 @@ use object_store::PutPayload;
 use sha2::{Digest, Sha256};
 
 use super::archived_sha256;
-use crate::codec::{self, Compression};
+use super::staging::{StagedBody, Staging};
+use crate::codec::{self, ChunkSink, Compression};
 use crate::error::{Error, Result};
 use crate::layout::ServerPrefix;
 use crate::pg::WalName;
@@ -44,6 +47,9 @@ pub struct PushOptions {
     pub history_tags: Vec<(String, String)>,
     /// Threads for compression.
     pub threads: usize,
+    /// Where the compressed copy waits for its upload, for pushes that run
+    /// side by side; `None`: in memory.
+    pub staging: Option<Staging>,
 }
 
 impl PushOutcome {
@@ -74,8 +80,14 @@ pub enum PushOutcome {
 /// A WAL file read, hashed and compressed, ready to upload.
 struct Prepared {
     sha256: String,
-    body: PutPayload,
+    body: Body,
     size: u64,
+}
+
+/// A compressed copy waiting for its upload.
+enum Body {
+    InMemory(PutPayload),
+    Staged(StagedBody),
 }
 
 /// A reader that remembers whether reading failed, to tell a read error
@@ -110,16 +122,23 @@ fn prepare(path: &Path, opts: &PushOptions) -> Result<Prepared> {
         failed: false,
     };
     let mut hasher = Sha256::new();
-    let chunks = codec::compress_stream(
+    let mut staged = opts.staging.as_ref().map(Staging::body);
+    let mut chunks = Vec::new();
+    let out: &mut dyn ChunkSink = match &mut staged {
+        Some(staged) => staged,
+        None => &mut chunks,
+    };
+    let compressed = codec::compress_stream(
         &mut input,
         opts.compression,
         opts.level,
         opts.threads,
         size,
         &mut |block| hasher.update(block),
+        out,
     );
-    let chunks = match chunks {
-        Ok(chunks) => chunks,
+    match compressed {
+        Ok(()) => {}
         // A read error, or a file that changed size while it was read.
         Err(source) if input.failed || source.kind() == ErrorKind::UnexpectedEof => {
             return Err(read_failed(source));
@@ -134,7 +153,10 @@ fn prepare(path: &Path, opts: &PushOptions) -> Result<Prepared> {
     };
     Ok(Prepared {
         sha256: hex::encode(hasher.finalize()),
-        body: chunks.into_iter().collect(),
+        body: match staged {
+            Some(staged) => Body::Staged(staged),
+            None => Body::InMemory(chunks.into_iter().collect()),
+        },
         size,
     })
 }
@@ -199,19 +221,31 @@ pub async fn push_wal(
         sha256: Some(prepared.sha256.clone()),
         tags,
     };
-    let stored_size = prepared.body.content_length() as u64;
-    let outcome = match store
-        .put_if_absent(&key, prepared.body.clone(), &attrs)
-        .await
-    {
+    let turn = match &opts.staging {
+        Some(staging) => staging.turn_to_send().await,
+        None => None,
+    };
+    let body = match prepared.body {
+        Body::InMemory(body) => body,
+        Body::Staged(staged) => staged.into_payload().map_err(|source| Error::ReadFile {
+            path: opts
+                .staging
+                .as_ref()
+                .map_or_else(PathBuf::new, |s| s.dir().to_path_buf()),
+            source,
+        })?,
+    };
+    let stored_size = body.content_length() as u64;
+    let outcome = match store.put_if_absent(&key, body.clone(), &attrs).await {
         Ok(outcome) => outcome,
         Err(StorageError::ConditionalUnsupported { .. }) => {
             tracing::info!(key = %key, "the store has no conditional writes; the listing showed the key free, writing");
-            store.put(&key, prepared.body, &attrs).await?;
+            store.put(&key, body, &attrs).await?;
             PutOutcome::Created
         }
         Err(e) => return Err(e.into()),
     };
+    drop(turn);
     if outcome == PutOutcome::AlreadyExists {
         ensure_same_content(store, &wal, &key, &prepared.sha256).await?;
         tracing::info!(wal = %wal, key = %key, "archived concurrently with the same content");

@@ -167,6 +167,7 @@ impl WalArchiveArgs {
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
+            staging: None,
         }
     }
 }

@@ -126,13 +126,31 @@ impl Compression {
 /// What streamed compression reads, inspects and compresses at a time.
 pub const STREAM_BLOCK: usize = parallel_gzip::DEFAULT_BLOCK_SIZE;
 
+/// Where compressed output goes, a chunk at a time and in order: kept in
+/// memory (`Vec<Bytes>`, chunks to upload without copying them together) or
+/// written elsewhere as it is produced (a push's staging file).
+pub trait ChunkSink {
+    /// Takes the next chunk of output.
+    fn put(&mut self, chunk: Vec<u8>) -> io::Result<()>;
+}
+
+impl ChunkSink for Vec<Bytes> {
+    fn put(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        if !chunk.is_empty() {
+            self.push(Bytes::from(chunk));
+        }
+        Ok(())
+    }
+}
+
 /// Compresses everything `input` yields at a resolved level (`None`: stores it
 /// as is), [`STREAM_BLOCK`] at a time, handing each block read to `inspect`
-/// first (the caller hashes it). gzip uses up to `threads` threads and still
-/// yields one member. `len` is the length the caller expects to read (the
-/// LZ4 frame header records it); reading another length is an error. The
-/// result comes as chunks to upload without copying them together; memory is
-/// a few blocks plus the compressed output.
+/// first (the caller hashes it) and the output to `out` as it is produced.
+/// gzip uses up to `threads` threads and still yields one member. `len` is the
+/// length the caller expects to read (the LZ4 frame header records it);
+/// reading another length is an error. Memory is a few blocks plus what `out`
+/// keeps (gzip and no compression hand over output block by block; the other
+/// codecs hand over their whole output at the end).
 pub fn compress_stream(
     input: &mut dyn Read,
     compression: Option<Compression>,
@@ -140,40 +158,35 @@ pub fn compress_stream(
     threads: usize,
     len: u64,
     inspect: &mut dyn FnMut(&[u8]),
-) -> io::Result<Vec<Bytes>> {
+    out: &mut dyn ChunkSink,
+) -> io::Result<()> {
     match compression {
         None => {
-            let mut chunks = Vec::new();
             // No spare buffers: every block read becomes a chunk, uncopied.
             let no_spares = RefCell::new(Vec::new());
             let read = for_each_block(input, STREAM_BLOCK, inspect, &no_spares, |block, _| {
-                if !block.is_empty() {
-                    chunks.push(Bytes::from(block));
-                }
-                Ok(())
+                out.put(block)
             })?;
-            expect_length(read, len)?;
-            Ok(chunks)
+            expect_length(read, len)
         }
         Some(Compression::Gzip) => {
             let level = level.clamp(1, 9) as u32;
-            let (chunks, read) =
-                parallel_gzip::compress_reader(input, level, threads, STREAM_BLOCK, inspect)?;
-            expect_length(read, len)?;
-            Ok(chunks)
+            let read =
+                parallel_gzip::compress_reader(input, level, threads, STREAM_BLOCK, inspect, out)?;
+            expect_length(read, len)
         }
         Some(Compression::Bzip2) => {
             let level = bzip2::Compression::new(level.clamp(1, 9) as u32);
             let enc = bzip2::write::BzEncoder::new(Vec::new(), level);
-            through_encoder(input, len, inspect, enc, |enc| enc.finish())
+            through_encoder(input, len, inspect, out, enc, |enc| enc.finish())
         }
         Some(Compression::Xz) => {
             let enc = liblzma::write::XzEncoder::new(Vec::new(), level.clamp(0, 9) as u32);
-            through_encoder(input, len, inspect, enc, |enc| enc.finish())
+            through_encoder(input, len, inspect, out, enc, |enc| enc.finish())
         }
         Some(Compression::Zstd) => {
             let enc = zstd::stream::write::Encoder::new(Vec::new(), level)?;
-            through_encoder(input, len, inspect, enc, |enc| enc.finish())
+            through_encoder(input, len, inspect, out, enc, |enc| enc.finish())
         }
         Some(Compression::Lz4) => {
             let enc = lz4::EncoderBuilder::new()
@@ -181,14 +194,14 @@ pub fn compress_stream(
                 .content_size(len)
                 .checksum(lz4::ContentChecksum::ChecksumEnabled)
                 .build(Vec::new())?;
-            through_encoder(input, len, inspect, enc, |enc| {
+            through_encoder(input, len, inspect, out, enc, |enc| {
                 let (out, result) = enc.finish();
                 result.map(|()| out)
             })
         }
         Some(Compression::Snappy) => {
             let enc = snap::write::FrameEncoder::new(Vec::new());
-            through_encoder(input, len, inspect, enc, |enc| {
+            through_encoder(input, len, inspect, out, enc, |enc| {
                 enc.into_inner().map_err(|e| e.into_error())
             })
         }
@@ -198,14 +211,15 @@ pub fn compress_stream(
 /// [`compress_stream`] through a one-thread streaming encoder: every block
 /// read is inspected and written to `encoder`, the length checked before
 /// `finish` (LZ4 refuses a frame whose recorded length is wrong), and what
-/// `finish` returns is the one chunk.
+/// `finish` returns goes to `out` as one chunk.
 fn through_encoder<W: Write>(
     input: &mut dyn Read,
     len: u64,
     inspect: &mut dyn FnMut(&[u8]),
+    out: &mut dyn ChunkSink,
     mut encoder: W,
     finish: impl FnOnce(W) -> io::Result<Vec<u8>>,
-) -> io::Result<Vec<Bytes>> {
+) -> io::Result<()> {
     let spare = RefCell::new(Vec::new());
     let read = for_each_block(input, STREAM_BLOCK, inspect, &spare, |block, _| {
         encoder.write_all(&block)?;
@@ -213,7 +227,7 @@ fn through_encoder<W: Write>(
         Ok(())
     })?;
     expect_length(read, len)?;
-    Ok(vec![Bytes::from(finish(encoder)?)])
+    out.put(finish(encoder)?)
 }
 
 /// An error unless `read`, the bytes read, is the `expected` length.
@@ -290,13 +304,15 @@ pub fn compress_buffer(
     threads: usize,
 ) -> io::Result<Vec<u8>> {
     let len = input.len() as u64;
-    let chunks = compress_stream(
+    let mut chunks: Vec<Bytes> = Vec::new();
+    compress_stream(
         &mut &input[..],
         Some(compression),
         level,
         threads,
         len,
         &mut |_| {},
+        &mut chunks,
     )?;
     Ok(chunks.concat())
 }
@@ -361,13 +377,15 @@ mod tests {
         let len = input.len() as u64;
         for c in [None].into_iter().chain(Compression::ALL.map(Some)) {
             let mut seen = Vec::new();
-            let chunks = compress_stream(
+            let mut chunks: Vec<Bytes> = Vec::new();
+            compress_stream(
                 &mut &input[..],
                 c,
                 c.map_or(0, |c| c.resolve_level(None)),
                 2,
                 len,
                 &mut |block| seen.extend_from_slice(block),
+                &mut chunks,
             )
             .unwrap();
             assert_eq!(seen, input, "{c:?}: inspected bytes");
@@ -377,9 +395,17 @@ mod tests {
                 .read_to_end(&mut back)
                 .unwrap();
             assert_eq!(back, input, "{c:?}");
-            let short = compress_stream(&mut &input[..], c, 1, 2, len + 1, &mut |_| {});
+            let short = compress_stream(
+                &mut &input[..],
+                c,
+                1,
+                2,
+                len + 1,
+                &mut |_| {},
+                &mut Vec::<Bytes>::new(),
+            );
             assert_eq!(
-                short.map(drop).unwrap_err().kind(),
+                short.unwrap_err().kind(),
                 io::ErrorKind::UnexpectedEof,
                 "{c:?}"
             );
@@ -408,6 +434,7 @@ mod tests {
                 threads,
                 4 * STREAM_BLOCK as u64,
                 &mut |_| {},
+                &mut Vec::<Bytes>::new(),
             )
             .unwrap_err();
             assert!(err.to_string().contains("disk on fire"), "{err}");

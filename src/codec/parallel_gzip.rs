@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::sync::{Mutex, mpsc};
 
+#[cfg(test)]
 use bytes::Bytes;
 use flate2::{Compress, FlushCompress, Status};
 
-use super::for_each_block;
+use super::{ChunkSink, for_each_block};
 
 /// Block size: large enough that priming and flush markers cost nothing,
 /// small enough that a 16 MiB WAL segment spreads over the cores and that
@@ -132,25 +133,26 @@ impl Deflater {
 
 /// Compresses what `input` yields into one gzip member, `block_size` at a
 /// time on up to `threads` threads, handing every block read to `inspect`
-/// first (the caller hashes it). Returns the member as chunks (header, one per
-/// block, trailer), ready to upload without copying them together, and the
-/// number of bytes read. Memory: a block per thread and two more in flight, plus
-/// the compressed output.
+/// first (the caller hashes it). The member goes to `out` as chunks (header,
+/// one per block, trailer) as soon as each is in order; returns the number of
+/// bytes read. Memory: a block per thread and two more in flight, plus what
+/// `out` keeps.
 pub fn compress_reader(
     input: &mut dyn Read,
     level: u32,
     threads: usize,
     block_size: usize,
     inspect: &mut dyn FnMut(&[u8]),
-) -> io::Result<(Vec<Bytes>, u64)> {
+    out: &mut dyn ChunkSink,
+) -> io::Result<u64> {
     let block_size = block_size.max(WINDOW);
-    let mut member = Member::new(level);
+    let mut member = Member::new(level, out)?;
     let total = if threads <= 1 {
         let mut deflater = Deflater::new(level);
         let mut dictionary = Vec::new();
         let spare = RefCell::new(Vec::new());
         for_each_block(input, block_size, inspect, &spare, |data, last| {
-            member.push(deflater.block(&dictionary, &data, last)?);
+            member.push(deflater.block(&dictionary, &data, last)?)?;
             dictionary = window_of(&data);
             spare.borrow_mut().push(data);
             Ok(())
@@ -158,32 +160,33 @@ pub fn compress_reader(
     } else {
         compress_on_workers(input, level, threads, block_size, inspect, &mut member)?
     };
-    Ok((member.finish(total), total))
+    member.finish(total)?;
+    Ok(total)
 }
 
-/// A gzip member being assembled from compressed blocks, in order.
-struct Member {
-    chunks: Vec<Bytes>,
+/// A gzip member being written from compressed blocks, in order.
+struct Member<'a> {
+    out: &'a mut dyn ChunkSink,
     crc: crc32fast::Hasher,
 }
 
-impl Member {
-    fn new(level: u32) -> Member {
-        Member {
-            chunks: vec![Bytes::copy_from_slice(&header(level))],
+impl<'a> Member<'a> {
+    fn new(level: u32, out: &'a mut dyn ChunkSink) -> io::Result<Member<'a>> {
+        out.put(header(level).to_vec())?;
+        Ok(Member {
+            out,
             crc: crc32fast::Hasher::new(),
-        }
+        })
     }
 
-    fn push(&mut self, (block, crc): (Vec<u8>, crc32fast::Hasher)) {
+    fn push(&mut self, (block, crc): (Vec<u8>, crc32fast::Hasher)) -> io::Result<()> {
         self.crc.combine(&crc);
-        self.chunks.push(Bytes::from(block));
+        self.out.put(block)
     }
 
-    fn finish(mut self, len: u64) -> Vec<Bytes> {
+    fn finish(self, len: u64) -> io::Result<()> {
         let crc = self.crc.finalize();
-        self.chunks.push(Bytes::copy_from_slice(&trailer(crc, len)));
-        self.chunks
+        self.out.put(trailer(crc, len).to_vec())
     }
 }
 
@@ -240,7 +243,7 @@ fn compress_on_workers(
             spare.borrow_mut().push(data);
             waiting.insert(i, done?);
             while let Some(block) = waiting.remove(&next_out) {
-                member.push(block);
+                member.push(block)?;
                 next_out += 1;
             }
             Ok(())
@@ -285,7 +288,15 @@ pub fn compress(
     threads: usize,
     block_size: usize,
 ) -> io::Result<Vec<u8>> {
-    let (chunks, _) = compress_reader(&mut &input[..], level, threads, block_size, &mut |_| {})?;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    compress_reader(
+        &mut &input[..],
+        level,
+        threads,
+        block_size,
+        &mut |_| {},
+        &mut chunks,
+    )?;
     Ok(chunks.concat())
 }
 

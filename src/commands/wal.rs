@@ -103,7 +103,7 @@ pub(super) async fn push(args: &WalArchiveArgs, default_gzip: bool) -> Result<Re
     if args.common.test {
         return connectivity_test(&store).await;
     }
-    let opts = args.push_options(default_gzip);
+    let mut opts = args.push_options(default_gzip);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -113,6 +113,7 @@ pub(super) async fn push(args: &WalArchiveArgs, default_gzip: bool) -> Result<Re
     let record = pushed_record(args, &path);
     if args.max_parallel > 1 {
         record.forget_departed(&pg_wal);
+        opts.staging = Some(archive::Staging::new(record.dir()));
     }
     let destination = destination(args);
     let others = join_all(ahead.iter().map(|p| {
