@@ -159,7 +159,14 @@ fn check_nothing_lost(s: &Setup) {
     let markers = s.pg.data_dir().join("pg_wal/barnacle_pushed");
     for entry in fs::read_dir(&markers).into_iter().flatten().flatten() {
         let name = file_name(&entry.path());
+        // Claims (`.NAME.claim`) and markers only: staging files have no
+        // name, so SIGKILLed pushes leave none.
         if name.starts_with('.') {
+            assert!(
+                name.ends_with(".claim"),
+                "{name} left in {}",
+                markers.display()
+            );
             continue;
         }
         assert!(
