@@ -78,7 +78,7 @@ pub(super) fn remove_stale_temps(target: &Path) {
 }
 
 /// Whether process `pid` exists (`kill(pid, 0)` not answering ESRCH).
-fn process_alive(pid: libc::pid_t) -> bool {
+pub(super) fn process_alive(pid: libc::pid_t) -> bool {
     if pid == std::process::id() as libc::pid_t {
         return true;
     }

@@ -148,11 +148,33 @@ impl PushedRecord {
     }
 
     /// Removes the markers of WAL files no longer in `pg_wal` (archived, then
-    /// removed or recycled by PostgreSQL).
+    /// removed or recycled by PostgreSQL), and what killed pushers left:
+    /// half-written markers (`.NAME.tmp.PID`) of processes that are gone, and
+    /// claims (`.NAME.claim`) on WAL files no longer in `pg_wal`.
     pub fn forget_departed(&self, pg_wal: &Path) {
         for name in self.names() {
             if !pg_wal.join(&name).exists() {
                 self.forget(&name);
+            }
+        }
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(hidden) = file.to_str().and_then(|f| f.strip_prefix('.')) else {
+                continue;
+            };
+            let leftover = if let Some(name) = hidden.strip_suffix(".claim") {
+                !pg_wal.join(name).exists()
+            } else if let Some((_, pid)) = hidden.rsplit_once(".tmp.") {
+                pid.parse::<libc::pid_t>()
+                    .is_ok_and(|pid| pid > 0 && !super::files::process_alive(pid))
+            } else {
+                false
+            };
+            if leftover {
+                let _ = fs::remove_file(entry.path());
             }
         }
     }
@@ -314,6 +336,35 @@ mod tests {
         assert!(!record.wait_for_claim(name, Duration::from_secs(5)));
         assert!(record.names().is_empty());
         assert!(record.claim(name).unwrap().is_some());
+    }
+
+    #[test]
+    fn what_killed_pushers_left_is_removed_with_departed_markers() {
+        let dir = tmp();
+        let pg_wal = dir.clone();
+        let record = PushedRecord::beside(&pg_wal.join("x"));
+        fs::create_dir_all(record.dir()).unwrap();
+        let (here, gone) = ("000000010000000000000003", "000000010000000000000004");
+        fs::write(pg_wal.join(here), b"segment").unwrap();
+        // A pid no process has (above the kernel's pid_max limit of 2^22).
+        let dead = 1 << 23;
+        let me = std::process::id();
+        let files = [
+            (here.to_string(), true),               // its WAL is still here
+            (gone.to_string(), false),              // departed marker
+            (format!(".{here}.tmp.{dead}"), false), // killed before its rename
+            (format!(".{gone}.tmp.{me}"), true),    // a live writer's
+            (format!(".{here}.claim"), true),       // its WAL is still here
+            (format!(".{gone}.claim"), false),      // nothing left to push
+            (".unrelated".to_string(), true),
+        ];
+        for (name, _) in &files {
+            fs::write(record.dir().join(name), b"").unwrap();
+        }
+        record.forget_departed(&pg_wal);
+        for (name, kept) in &files {
+            assert_eq!(record.dir().join(name).exists(), *kept, "{name}");
+        }
     }
 
     #[test]

@@ -111,6 +111,8 @@ pub async fn run(cfg: ArchiverConfig, metrics: Arc<Metrics>, mut shutdown: watch
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut failures: HashMap<String, (u32, Instant)> = HashMap::new();
+    // What a killed predecessor left goes first, then every 30 s.
+    record.forget_departed(&pg_wal);
     let mut last_cleanup = Instant::now();
     let mut last_check = Instant::now() - Duration::from_secs(3600);
 
