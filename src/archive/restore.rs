@@ -9,8 +9,10 @@
 //!    are skipped (and `.partial` ones with `--no-partial`).
 //! 4. Nothing matched: [`RestoreOutcome::NotFound`] (exit 1).
 //! 5. The first match is downloaded, decoded by its suffix, checked against the
-//!    SHA-256 recorded at push time, and installed at the destination whole.
-//!    The others are fetched concurrently into the spool (errors only logged).
+//!    SHA-256 recorded at push time, and installed at the destination whole
+//!    (renamed from a temp file, not fsynced: PostgreSQL asks again after a
+//!    crash; see `Durability::Refetched`). The others are fetched
+//!    concurrently into the spool (errors only logged), and synced.
 //!
 //! Unlike Barman, a second copy of the requested WAL under another suffix is
 //! not spooled (it would only shadow a later request for the same name).
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use futures::future::join_all;
 
+use super::files::Durability;
 use super::{DecodeFailure, Download, files, spool};
 use crate::codec::Compression;
 use crate::error::{Error, Result};
@@ -91,15 +94,22 @@ fn select(
     }
 }
 
-/// Downloads `key` and installs it at `dest` via `tmp`, verifying its
-/// checksum; the object is decoded as it arrives (bounded memory).
-async fn fetch_to(store: &Store, key: &str, dest: &Path, tmp: &Path) -> Result<u64> {
+/// Downloads `key` and installs it at `dest` via `tmp` (as `durability`
+/// says), verifying its checksum; the object is decoded as it arrives
+/// (bounded memory).
+async fn fetch_to(
+    store: &Store,
+    key: &str,
+    dest: &Path,
+    tmp: &Path,
+    durability: Durability,
+) -> Result<u64> {
     let download = Download::start(store, key).await?;
     let (key, dest, tmp) = (key.to_string(), dest.to_path_buf(), tmp.to_path_buf());
     tokio::task::spawn_blocking(move || {
         let mut failure = None;
         let expected = download.sha256.clone();
-        let installed = files::install(&dest, &tmp, |file| {
+        let installed = files::install(&dest, &tmp, durability, |file| {
             let sink = std::io::BufWriter::with_capacity(256 * 1024, file);
             let (writer, sha, len) = match download.decode_into(sink) {
                 Ok(decoded) => decoded,
@@ -170,12 +180,14 @@ pub async fn restore_wal(
     }
 
     let dest_tmp = files::temp_path_for(dest);
-    let main = fetch_to(store, first, dest, &dest_tmp);
+    // PostgreSQL's file: see `Durability::Refetched`. Spooled ones are served
+    // by a later run as they are, so they are synced.
+    let main = fetch_to(store, first, dest, &dest_tmp, Durability::Refetched);
     let prefetches = join_all(rest.iter().map(|key| async move {
         let (_, plain) = Compression::from_key(basename(key));
         let name = plain.strip_suffix(".partial").unwrap_or(plain);
         let (target, tmp) = spool::paths(&opts.spool_dir, name);
-        let result = fetch_to(store, key, &target, &tmp).await;
+        let result = fetch_to(store, key, &target, &tmp, Durability::Synced).await;
         if let Err(e) = &result {
             tracing::warn!(key = %key, error = %e, "prefetch failed");
         }

@@ -59,7 +59,7 @@ pub(super) fn take(spool_dir: &Path, name: &str, dest: &Path, source: &str) -> R
     if !spooled.is_file() || foreign(spool_dir, source) {
         return Ok(false);
     }
-    files::move_file(&spooled, dest).map_err(spool_err(&spooled))?;
+    files::move_file(&spooled, dest, files::Durability::Refetched).map_err(spool_err(&spooled))?;
     count_hit(spool_dir);
     Ok(true)
 }
