@@ -139,6 +139,10 @@ fn client_options(opts: &S3Options, endpoint: Option<&str>) -> Result<ClientOpti
                 path.display()
             )));
         }
+        // The bundle replaces the system's roots, as `AWS_CA_BUNDLE` does for
+        // boto3 (and so for Barman); loading the 140-odd system roots was
+        // about 3 ms of CPU and some heap in every call.
+        client = client.with_no_system_certificates(true);
         for cert in certs {
             client = client.with_root_certificate(cert);
         }
