@@ -59,13 +59,16 @@ pub(super) fn fsync_parent(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Between a temp file's target name and its writer's PID.
+const TEMP_INFIX: &str = ".barnacle-tmp.";
+
 /// The hidden temp name used while writing `target`: `.NAME.barnacle-tmp.PID`.
 pub(super) fn temp_path_for(target: &Path) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    target.with_file_name(format!(".{name}.barnacle-tmp.{}", std::process::id()))
+    target.with_file_name(format!(".{name}{TEMP_INFIX}{}", std::process::id()))
 }
 
 /// Removes the temp files of `target` (see [`temp_path_for`]) that a
@@ -81,17 +84,24 @@ pub(super) fn remove_stale_temps(target: &Path) {
     } else {
         dir
     };
-    let prefix = format!(".{}.barnacle-tmp.", name.to_string_lossy());
+    remove_stale_temps_in(dir, Some(&name.to_string_lossy()));
+}
+
+/// Removes the temp files in `dir` (of target `only`, or of any target) whose
+/// writer is no longer alive. Best effort: failures are ignored.
+pub(super) fn remove_stale_temps_in(dir: &Path, only: Option<&str>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let pid = file
+        let temp = file
             .to_str()
-            .and_then(|f| f.strip_prefix(&prefix))
-            .and_then(|pid| pid.parse::<libc::pid_t>().ok());
-        if let Some(pid) = pid
+            .and_then(|f| f.strip_prefix('.'))
+            .and_then(|f| f.rsplit_once(TEMP_INFIX));
+        if let Some((name, pid)) = temp
+            && only.is_none_or(|only| only == name)
+            && let Ok(pid) = pid.parse::<libc::pid_t>()
             && pid > 0
             && !process_alive(pid)
         {
@@ -101,7 +111,7 @@ pub(super) fn remove_stale_temps(target: &Path) {
 }
 
 /// Whether process `pid` exists (`kill(pid, 0)` not answering ESRCH).
-pub(super) fn process_alive(pid: libc::pid_t) -> bool {
+fn process_alive(pid: libc::pid_t) -> bool {
     if pid == std::process::id() as libc::pid_t {
         return true;
     }

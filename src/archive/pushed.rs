@@ -34,6 +34,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::files::{self, Durability};
+
 /// The directory name under `pg_wal`.
 pub const DIR_NAME: &str = "barnacle_pushed";
 const MAGIC: &str = "barnacle-pushed v1";
@@ -128,18 +130,13 @@ impl PushedRecord {
     ) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let target = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.tmp.{}", std::process::id()));
-        let result = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(Self::line(identity, sha256, destination).as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &target)?;
-            File::open(&self.dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        let line = Self::line(identity, sha256, destination);
+        files::install(
+            &target,
+            &files::temp_path_for(&target),
+            Durability::Synced,
+            |f| f.write_all(line.as_bytes()),
+        )
     }
 
     /// Forgets `name` (after PostgreSQL got its answer).
@@ -149,31 +146,24 @@ impl PushedRecord {
 
     /// Removes the markers of WAL files no longer in `pg_wal` (archived, then
     /// removed or recycled by PostgreSQL), and what killed pushers left:
-    /// half-written markers (`.NAME.tmp.PID`) of processes that are gone, and
-    /// claims (`.NAME.claim`) on WAL files no longer in `pg_wal`.
+    /// half-written markers of processes that are gone, and claims
+    /// (`.NAME.claim`) on WAL files no longer in `pg_wal`.
     pub fn forget_departed(&self, pg_wal: &Path) {
         for name in self.names() {
             if !pg_wal.join(&name).exists() {
                 self.forget(&name);
             }
         }
+        files::remove_stale_temps_in(&self.dir, None);
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
         for entry in entries.flatten() {
             let file = entry.file_name();
-            let Some(hidden) = file.to_str().and_then(|f| f.strip_prefix('.')) else {
-                continue;
-            };
-            let leftover = if let Some(name) = hidden.strip_suffix(".claim") {
-                !pg_wal.join(name).exists()
-            } else if let Some((_, pid)) = hidden.rsplit_once(".tmp.") {
-                pid.parse::<libc::pid_t>()
-                    .is_ok_and(|pid| pid > 0 && !super::files::process_alive(pid))
-            } else {
-                false
-            };
-            if leftover {
+            let claimed = file
+                .to_str()
+                .and_then(|f| f.strip_prefix('.')?.strip_suffix(".claim"));
+            if claimed.is_some_and(|name| !pg_wal.join(name).exists()) {
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -350,12 +340,12 @@ mod tests {
         let dead = 1 << 23;
         let me = std::process::id();
         let files = [
-            (here.to_string(), true),               // its WAL is still here
-            (gone.to_string(), false),              // departed marker
-            (format!(".{here}.tmp.{dead}"), false), // killed before its rename
-            (format!(".{gone}.tmp.{me}"), true),    // a live writer's
-            (format!(".{here}.claim"), true),       // its WAL is still here
-            (format!(".{gone}.claim"), false),      // nothing left to push
+            (here.to_string(), true),                        // its WAL is still here
+            (gone.to_string(), false),                       // departed marker
+            (format!(".{here}.barnacle-tmp.{dead}"), false), // killed before its rename
+            (format!(".{gone}.barnacle-tmp.{me}"), true),    // a live writer's
+            (format!(".{here}.claim"), true),                // its WAL is still here
+            (format!(".{gone}.claim"), false),               // nothing left to push
             (".unrelated".to_string(), true),
         ];
         for (name, _) in &files {
