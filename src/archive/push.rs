@@ -23,12 +23,11 @@ use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use object_store::PutPayload;
 use sha2::{Digest, Sha256};
 
 use super::archived_sha256;
-use super::staging::{StagedBody, Staging};
-use crate::codec::{self, ChunkSink, Compression};
+use super::staging::{CompressedCopy, Staging};
+use crate::codec::{self, Compression};
 use crate::error::{Error, Result};
 use crate::layout::ServerPrefix;
 use crate::pg::WalName;
@@ -80,14 +79,8 @@ pub enum PushOutcome {
 /// A WAL file read, hashed and compressed, ready to upload.
 struct Prepared {
     sha256: String,
-    body: Body,
+    body: CompressedCopy,
     size: u64,
-}
-
-/// A compressed copy waiting for its upload.
-enum Body {
-    InMemory(PutPayload),
-    Staged(StagedBody),
 }
 
 /// A reader that remembers whether reading failed, to tell a read error
@@ -122,12 +115,10 @@ fn prepare(path: &Path, opts: &PushOptions) -> Result<Prepared> {
         failed: false,
     };
     let mut hasher = Sha256::new();
-    let mut staged = opts.staging.as_ref().map(Staging::body);
-    let mut chunks = Vec::new();
-    let out: &mut dyn ChunkSink = match &mut staged {
-        Some(staged) => staged,
-        None => &mut chunks,
-    };
+    let mut body = opts
+        .staging
+        .as_ref()
+        .map_or_else(CompressedCopy::in_memory, Staging::body);
     let compressed = codec::compress_stream(
         &mut input,
         opts.compression,
@@ -135,7 +126,7 @@ fn prepare(path: &Path, opts: &PushOptions) -> Result<Prepared> {
         opts.threads,
         size,
         &mut |block| hasher.update(block),
-        out,
+        &mut body,
     );
     match compressed {
         Ok(()) => {}
@@ -153,10 +144,7 @@ fn prepare(path: &Path, opts: &PushOptions) -> Result<Prepared> {
     };
     Ok(Prepared {
         sha256: hex::encode(hasher.finalize()),
-        body: match staged {
-            Some(staged) => Body::Staged(staged),
-            None => Body::InMemory(chunks.into_iter().collect()),
-        },
+        body,
         size,
     })
 }
@@ -225,16 +213,17 @@ pub async fn push_wal(
         Some(staging) => staging.turn_to_send().await,
         None => None,
     };
-    let body = match prepared.body {
-        Body::InMemory(body) => body,
-        Body::Staged(staged) => staged.into_payload().map_err(|source| Error::ReadFile {
+    // Only a staging file can fail to map.
+    let body = prepared
+        .body
+        .into_payload()
+        .map_err(|source| Error::ReadFile {
             path: opts
                 .staging
                 .as_ref()
                 .map_or_else(PathBuf::new, |s| s.dir().to_path_buf()),
             source,
-        })?,
-    };
+        })?;
     let stored_size = body.content_length() as u64;
     let outcome = match store.put_if_absent(&key, body.clone(), &attrs).await {
         Ok(outcome) => outcome,

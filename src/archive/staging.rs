@@ -55,17 +55,16 @@ impl Staging {
 
     /// A new, empty body. Without a staging file (the directory cannot be
     /// created or written) it keeps everything in memory.
-    pub(super) fn body(&self) -> StagedBody {
+    pub(super) fn body(&self) -> CompressedCopy {
         let file = std::fs::create_dir_all(&self.dir)
             .and_then(|()| tempfile::tempfile_in(&self.dir))
             .map_err(|e| {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot stage the compressed WAL on disk; keeping it in memory");
             })
             .ok();
-        StagedBody {
+        CompressedCopy {
             file,
-            on_disk: 0,
-            in_memory: Vec::new(),
+            ..CompressedCopy::in_memory()
         }
     }
 
@@ -77,14 +76,15 @@ impl Staging {
 }
 
 /// A push's compressed output: its first `on_disk` bytes in the staging
-/// file, the rest (after a failed write, or without a file) in memory.
-pub(super) struct StagedBody {
+/// file, the rest (after a failed write, or without a file: every push that
+/// does not stage) in memory.
+pub(super) struct CompressedCopy {
     file: Option<File>,
     on_disk: usize,
     in_memory: Vec<Bytes>,
 }
 
-impl ChunkSink for StagedBody {
+impl ChunkSink for CompressedCopy {
     fn put(&mut self, chunk: Vec<u8>) -> io::Result<()> {
         if let (Some(file), true) = (&mut self.file, self.in_memory.is_empty()) {
             match file.write_all(&chunk) {
@@ -104,20 +104,33 @@ impl ChunkSink for StagedBody {
     }
 }
 
-impl StagedBody {
+impl CompressedCopy {
+    /// A body kept wholly in memory, for a push that does not stage.
+    pub(super) fn in_memory() -> CompressedCopy {
+        CompressedCopy {
+            file: None,
+            on_disk: 0,
+            in_memory: Vec::new(),
+        }
+    }
+
     /// The body to send: the staging file, mapped, then what is in memory.
     pub(super) fn into_payload(self) -> io::Result<PutPayload> {
-        let mut chunks = Vec::with_capacity(self.in_memory.len() + 1);
-        if let Some(file) = self.file.filter(|_| self.on_disk > 0) {
+        let staged = match self.file.filter(|_| self.on_disk > 0) {
             // SAFETY: the file has no name (or was unlinked at once) and only
             // this body holds its descriptor, which the mapping keeps: nothing
             // writes or truncates it while it is mapped, and its `on_disk`
             // first bytes were written.
-            let map = unsafe { memmap2::MmapOptions::new().len(self.on_disk).map(&file)? };
-            chunks.push(Bytes::from_owner(map));
-        }
-        chunks.extend(self.in_memory);
-        Ok(chunks.into_iter().collect())
+            Some(file) => {
+                Some(unsafe { memmap2::MmapOptions::new().len(self.on_disk).map(&file)? })
+            }
+            None => None,
+        };
+        Ok(staged
+            .map(Bytes::from_owner)
+            .into_iter()
+            .chain(self.in_memory)
+            .collect())
     }
 
     /// The body's length in bytes.
