@@ -5,8 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::Report;
-use crate::archive::pushed::PushedRecord;
-use crate::archive::{PushOptions, Staging};
+use crate::archive::PushOptions;
 use crate::backup::take::BackupOptions;
 use crate::cli::SidecarArgs;
 use crate::daemon::archiver::ArchiverConfig;
@@ -39,11 +38,7 @@ pub(super) async fn sidecar(args: &SidecarArgs) -> Result<Report, Error> {
         tags: Vec::new(),
         history_tags: Vec::new(),
         threads: push_threads,
-        // Workers side by side stage their compressed copies beside the
-        // markers and send them one at a time: memory is one copy, not one
-        // per worker.
-        staging: (args.max_parallel > 1)
-            .then(|| Staging::new(PushedRecord::of_pgdata(&args.pgdata).dir())),
+        staging: None, // the archiver's, beside its record
     };
     let archiver = ArchiverConfig {
         store: store.clone(),

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::metrics::Metrics;
 use crate::archive::pushed::{FileIdentity, PushedRecord};
-use crate::archive::{PushOptions, PushOutcome, push_ahead, ready_files};
+use crate::archive::{PushOptions, PushOutcome, Staging, push_ahead, ready_files};
 use crate::error::Error;
 use crate::layout::ServerPrefix;
 use crate::storage::Store;
@@ -102,18 +102,29 @@ fn backoff(failures: u32) -> Duration {
 
 type Done = (String, Result<PushOutcome, Error>, Duration);
 
+/// How often the markers of departed WAL, and what killed pushers left, are removed.
+const CLEANUP_EVERY: Duration = Duration::from_secs(30);
+
 /// Runs until `shutdown` turns true; then waits (up to 10 s) for pushes in flight.
-pub async fn run(cfg: ArchiverConfig, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    mut cfg: ArchiverConfig,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let pg_wal = cfg.pgdata.join("pg_wal");
     let status_dir = pg_wal.join("archive_status");
     let record = PushedRecord::of_pgdata(&cfg.pgdata);
+    // Workers side by side stage their compressed copies beside the markers
+    // and send them one at a time: memory is one copy, not one per worker.
+    if cfg.max_parallel > 1 {
+        cfg.push.staging = Some(Staging::new(record.dir()));
+    }
     let mut watcher = Watcher::new(&status_dir);
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut failures: HashMap<String, (u32, Instant)> = HashMap::new();
-    // What a killed predecessor left goes first, then every 30 s.
-    record.forget_departed(&pg_wal);
-    let mut last_cleanup = Instant::now();
+    // Due at once (what a killed predecessor left), then every 30 s.
+    let mut last_cleanup = Instant::now() - CLEANUP_EVERY;
     let mut last_check = Instant::now() - Duration::from_secs(3600);
 
     loop {
@@ -159,7 +170,7 @@ pub async fn run(cfg: ArchiverConfig, metrics: Arc<Metrics>, mut shutdown: watch
             last_check = Instant::now();
             metrics.set_reachable(cfg.store.check_bucket().await.is_ok());
         }
-        if last_cleanup.elapsed() > Duration::from_secs(30) {
+        if last_cleanup.elapsed() >= CLEANUP_EVERY {
             last_cleanup = Instant::now();
             record.forget_departed(&pg_wal);
             failures.retain(|name, _| pg_wal.join(name).exists());
