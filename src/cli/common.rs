@@ -47,7 +47,7 @@ pub struct CommonArgs {
     #[arg(long = "azure-credential", visible_aliases = ["credential", "default"],
           value_parser = ["azure-cli", "managed-identity", "default"])]
     pub azure_credential: Option<String>,
-    /// PEM file of extra CA certificates to trust for HTTPS endpoints.
+    /// PEM file of the CA certificates to trust for HTTPS endpoints, instead of the system's (as boto3 reads AWS_CA_BUNDLE)
     #[arg(long = "ca-bundle", env = "AWS_CA_BUNDLE", value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
     /// Log format on stderr: text (Barman's) or json (one object per line).

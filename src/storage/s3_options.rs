@@ -26,7 +26,7 @@ pub struct S3Options {
     pub profile: Option<String>,
     pub read_timeout: Option<Duration>,
     pub addressing_style: AddressingStyle,
-    /// A PEM bundle of extra trusted roots.
+    /// A PEM bundle of the roots to trust, in place of the system's.
     pub ca_bundle: Option<std::path::PathBuf>,
     pub encryption: Option<Encryption>,
 }
