@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Writes build/symbol-order.txt: the functions of barnacle's `dist` binary that
-# a WAL push and a WAL restore run, in the order they first run. build.rs
-# links the dist binary with them first (see build.rs for why).
+# a WAL push, a WAL restore, the sidecar and a base restore run, grouped so that
+# each of them maps as few 64 KiB blocks of code as it can (scripts/symbol_order.py).
+# build.rs links the dist binary with them first (see build.rs for why).
 #
-# Two sources, both from the dist binary itself:
+# Two sources, both from the dist binary itself, recorded per process:
 #   1. valgrind --tool=callgrind over each workload: every function it runs;
 #   2. then, natively, `perf record -e page-faults`: the code pages the process
-#      faults in outside the ordered region (CPU-specific code valgrind cannot
-#      run: AVX-512 AES-GCM, SHA-NI) and the functions there are added; the
-#      binary is relinked and this repeats PASSES times (default 3).
+#      faults in (CPU-specific code valgrind cannot run: AVX-512 AES-GCM,
+#      SHA-NI), whose functions are added; the binary is relinked and this
+#      repeats PASSES times (default 3).
 # The workloads (gzip 3 easy WAL push, its restore, gzip 6 hard WAL push, its
 # restore, then the sidecar pushing both segments ahead with two workers,
 # scraped once and stopped, then with BASE_BACKUP the restore of a base
@@ -38,10 +39,10 @@ log() { echo "symbol-order: $*" >&2; }
 # Every workload once, each under the command prefix given ("$@").
 workloads() {
     local prefix=s3://$BUCKET/symbol-order-$RANDOM$RANDOM
-    "$@" "$BIN" wal-push --endpoint-url "$ENDPOINT" "$prefix" pg "$EASY"
-    "$@" "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$EASY")" "$WORK/easy"
-    "$@" "$BIN" wal-push -z --compression-level 6 --endpoint-url "$ENDPOINT" "$prefix" pg "$HARD"
-    "$@" "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$HARD")" "$WORK/hard"
+    "$@" push "$BIN" wal-push --endpoint-url "$ENDPOINT" "$prefix" pg "$EASY"
+    "$@" restore "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$EASY")" "$WORK/easy"
+    "$@" push "$BIN" wal-push -z --compression-level 6 --endpoint-url "$ENDPOINT" "$prefix" pg "$HARD"
+    "$@" restore "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$HARD")" "$WORK/hard"
     rm -f "$WORK/easy" "$WORK/hard"
     # The sidecar: a data directory whose pg_wal holds both segments, ready.
     local pgdata=$WORK/pgdata port
@@ -49,7 +50,7 @@ workloads() {
     cp "$EASY" "$HARD" "$pgdata/pg_wal/"
     touch "$pgdata/pg_wal/archive_status/$(basename "$EASY").ready" "$pgdata/pg_wal/archive_status/$(basename "$HARD").ready"
     port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-    "$@" "$BIN" sidecar --pgdata "$pgdata" --max-parallel 2 --listen "127.0.0.1:$port" \
+    "$@" sidecar "$BIN" sidecar --pgdata "$pgdata" --max-parallel 2 --listen "127.0.0.1:$port" \
         --endpoint-url "$ENDPOINT" "$prefix-sidecar" pg &
     local job=$! pushed=0
     for _ in $(seq 1 600); do
@@ -64,29 +65,37 @@ workloads() {
     [ "${pushed:-0}" = 2 ] || { log "the sidecar did not push both segments"; exit 1; }
     if [ -n "${BASE_BACKUP:-}" ]; then
         # shellcheck disable=SC2086 # URL and server, split on purpose
-        "$@" "$BIN" restore --endpoint-url "$ENDPOINT" $BASE_BACKUP latest "$WORK/base" >/dev/null
+        "$@" base "$BIN" restore --endpoint-url "$ENDPOINT" $BASE_BACKUP latest "$WORK/base" >/dev/null
         rm -rf "$WORK/base"
     fi
 }
 
 build() { (cd "$ROOT" && cargo build --profile dist --quiet); }
-# Command prefixes for `workloads`, each call recorded into its own file.
+# Command prefixes for `workloads`: the first argument names the kind of process
+# (push, restore, sidecar, base), and each call is recorded into its own file.
 n=0
-callgrind() { n=$((n + 1)); valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$WORK/cg.$n" "$@"; }
-faults() { n=$((n + 1)); perf record -q -e page-faults -c 1 -d -o "$WORK/pf.$n" "$@" >/dev/null 2>&1; }
+callgrind() {
+    local kind=$1; shift; n=$((n + 1))
+    valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$WORK/rec/cg.$kind.$n" "$@"
+}
+faults() {
+    local kind=$1; shift; n=$((n + 1))
+    perf record -q -e page-faults -c 1 -d -o "$WORK/pf.$kind.$n" "$@" >/dev/null 2>&1
+    perf script -i "$WORK/pf.$kind.$n" -F ip,addr,sym,dso --no-demangle >"$WORK/rec/faults.$kind.$n" 2>/dev/null
+}
+order() { python3 "$ROOT/scripts/symbol_order.py" "$BIN" "$ORDER" "$WORK/rec"; }
 
+mkdir -p "$WORK/rec"
 log "pass 0: callgrind"
 : >"$ORDER"
 build
 workloads callgrind
-python3 "$ROOT/scripts/symbol_order.py" callgrind "$BIN" "$ORDER" "$WORK"/cg.*
+order
 for pass in $(seq 1 "$PASSES"); do
     build
-    log "pass $pass: page faults outside the ordered code"
-    rm -f "$WORK"/pf.*
+    log "pass $pass: page faults (code valgrind does not run)"
     workloads faults
-    for f in "$WORK"/pf.*; do perf script -i "$f" -F ip,addr,sym,dso --no-demangle 2>/dev/null; done >"$WORK/faults"
-    python3 "$ROOT/scripts/symbol_order.py" faults "$BIN" "$ORDER" "$WORK/faults"
+    order
 done
 build
 log "wrote $ORDER ($(wc -l <"$ORDER") symbols)"
