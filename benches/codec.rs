@@ -4,7 +4,7 @@
 //! "hard" segment (index builds, TPC-B full-page images, random text, ~2-10x),
 //! each the median-compressible segment of its corpus:
 //!
-//! * `KIND/gzip`: levels 1, 3, 6, 9 through `codec::compress_buffer` on one
+//! * `KIND/gzip`: levels 1, 2, 3, 6, 9 through `codec::compress_buffer` on one
 //!   thread and on every core (one gzip member, pigz-style), and through a
 //!   plain `flate2::write::GzEncoder` (the backend's single-core limit);
 //! * `KIND/compress`: bzip2 1/5/9, xz 1/3/5, zstd 1/4/9, lz4 0/6/10, snappy;
@@ -46,7 +46,7 @@ const LEVELS: [(Compression, &[i32]); 5] = [
     (Compression::Lz4, &[0, 6, 10]),
     (Compression::Snappy, &[0]),
 ];
-const GZIP_LEVELS: [i32; 4] = [1, 3, 6, 9];
+const GZIP_LEVELS: [i32; 5] = [1, 2, 3, 6, 9];
 
 /// One benchmarked segment.
 struct Segment {

@@ -2,7 +2,7 @@
 //!
 //! `archive::push_wal` on the median easy and hard segment of the corpus (see
 //! `benches/codec.rs`), into each store of `common::stores` (tmpfs, disk, and
-//! an S3 server when `BARNACLE_BENCH_S3_ENDPOINT` is set), at gzip levels 3
+//! an S3 server when `BARNACLE_BENCH_S3_ENDPOINT` is set), at gzip levels 2
 //! (walpush's default) and 6, compressing on 1 thread and on every core. Each
 //! push goes to a fresh server prefix (so it uploads), and the object is deleted
 //! after it, untimed. The client is opened once, as in the sidecar: a `walpush`
@@ -49,7 +49,7 @@ fn main() {
                 .warm_up_time(Duration::from_millis(200))
                 .measurement_time(Duration::from_secs(3))
                 .throughput(Throughput::Bytes(seg.size));
-            for level in [3, 6] {
+            for level in [2, 6] {
                 let mut threads = vec![1];
                 if cores > 1 {
                     threads.push(cores);

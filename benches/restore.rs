@@ -2,7 +2,7 @@
 //! SHA-256 check → temp file, fsync, rename.
 //!
 //! `archive::restore_wal` (no prefetch) of the median easy and hard segment of
-//! the corpus, pushed once at gzip 3 (walpush's default) and at gzip 6, from
+//! the corpus, pushed once at gzip 2 (walpush's default) and at gzip 6, from
 //! each store of `common::stores` (tmpfs, disk, and an S3 server when
 //! `BARNACLE_BENCH_S3_ENDPOINT` is set) into a directory on the same kind of
 //! medium (the system temporary directory for S3). The restored file is removed
@@ -53,7 +53,7 @@ fn main() {
                 .warm_up_time(Duration::from_millis(200))
                 .measurement_time(Duration::from_secs(3))
                 .throughput(Throughput::Bytes(seg.size));
-            for level in [3, 6] {
+            for level in [2, 6] {
                 let prefix =
                     ServerPrefix::new(&st.key_path, &format!("restore-{}-l{level}", seg.kind));
                 let push = PushOptions {

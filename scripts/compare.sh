@@ -23,7 +23,7 @@
 # Parts (PARTS, comma-separated, default all four):
 #   wal     WAL push and WAL restore on both corpora, ROUNDS rounds (default 5),
 #           interleaved (scripts/compare/wal.py):
-#             push     barnacle walpush at gzip 3 (its default) and 6; walpush
+#             push     barnacle walpush at gzip 2 (its default), 3 and 6; walpush
 #                      --max-parallel 2 (CloudNativePG's look-ahead); the sidecar
 #                      with 1 and 2 workers beside walpush; barman-cloud-wal-archive
 #                      --gzip (level 6); pgBackRest archive-push (gz level 6)

@@ -10,7 +10,7 @@
 #      faults in (CPU-specific code valgrind cannot run: AVX-512 AES-GCM,
 #      SHA-NI), whose functions are added; the binary is relinked and this
 #      repeats PASSES times (default 3).
-# The workloads (gzip 3 easy WAL push, its restore, gzip 6 hard WAL push, its
+# The workloads (default gzip 2 easy WAL push, its restore, gzip 6 hard WAL push, its
 # restore, then the sidecar pushing both segments ahead with two workers,
 # scraped once and stopped, then with BASE_BACKUP the restore of a base
 # backup) run against a real S3 server over HTTPS, as in production.

@@ -58,9 +58,9 @@ SEG = 16 << 20
 
 CONFIGS = [
     # name, label, kind, level, workers
-    ("walpush-l3", "(a) walpush alone, gzip 3", "walpush", 3, 1),
-    ("lookahead2-l3", "(c) walpush --max-parallel 2, gzip 3", "lookahead", 3, 2),
-    ("sidecar2-l3", "(b) walpush + sidecar --max-parallel 2, gzip 3", "sidecar", 3, 2),
+    ("walpush-l2", "(a) walpush alone, gzip 2", "walpush", 2, 1),
+    ("lookahead2-l2", "(c) walpush --max-parallel 2, gzip 2", "lookahead", 2, 2),
+    ("sidecar2-l2", "(b) walpush + sidecar --max-parallel 2, gzip 2", "sidecar", 2, 2),
     ("lookahead2-l6", "(c) walpush --max-parallel 2, gzip 6", "lookahead", 6, 2),
     ("sidecar2-l6", "(b) walpush + sidecar --max-parallel 2, gzip 6", "sidecar", 6, 2),
     ("pgbackrest-async2", "(d) pgBackRest archive-push async, process-max 2, gz 6", "pgbackrest", 6, 2),

@@ -10,8 +10,9 @@ exist. Writes OUT_DIR/compare.csv (every row, with its ratios), targets.csv
 the table.
 
 Ratios are "other's time / barnacle's time" (above 1: barnacle is faster), each
-row against two barnacle references at the same gzip level class (level 3 rows
-against barnacle at 3, every other row against barnacle at 6):
+row against two barnacle references at the same gzip level class (rows at levels
+1 to 3 against barnacle at its default level 2, every other row against barnacle
+at 6):
 
 * ratio_same_mode: sequential rows against barnacle's sequential one
   (walpush; restore without prefetch), rows that work ahead against barnacle's
@@ -63,7 +64,7 @@ def wal_ref(op, corpus, level, pred):
 for r in wal:
     op, corpus = r["op"], r["corpus"]
     level = int(r["level"]) if r["level"] else 6
-    lvl = 3 if level == 3 else 6
+    lvl = 2 if level <= 3 else 6
     parallel = r["mode"] not in ("sequential",)
     if op == "push":
         same = wal_ref(op, corpus, lvl, (lambda x: x["mode"] == "sidecar" and x["workers"] == r["workers"])
@@ -118,7 +119,7 @@ for r in load:
     rows.append({
         "section": "archive-under-load", "corpus": "pgbench inserts", "variant": r["config"], "label": r["label"],
         "tool": "pgbackrest" if r["config"].startswith("pgbackrest") else "barnacle",
-        "gzip_level": r["config"][-1] if r["config"][-2:] in ("l3", "l6") else "6",
+        "gzip_level": r["config"][-1] if r["config"][-2:] in ("l2", "l3", "l6") else "6",
         "mode": {"walpush": "sequential", "lookahead2": "look-ahead", "sidecar2": "sidecar",
                  "pgbackrest": "async"}.get(r["config"].split("-")[0], ""),
         "workers": "1" if r["config"].startswith("walpush") else "2", "unit": "segments/s archived",
@@ -166,14 +167,14 @@ def target(name, goal, section, corpus, other, mine, key="seconds", higher_is_be
 
 
 for corpus in ("easy", "hard"):
-    for mine in ("barnacle-sidecar2-l6", "barnacle-lookahead2-l6", "barnacle-sidecar2-l3"):
+    for mine in ("barnacle-sidecar2-l6", "barnacle-lookahead2-l6", "barnacle-sidecar2-l2"):
         target("push >= 3x faster than pgBackRest async (process-max 2)", 3, "wal-push", corpus,
                "pgbackrest-async2", mine)
-    for mine in ("barnacle-walpush-l6", "barnacle-sidecar2-l6", "barnacle-walpush-l3"):
+    for mine in ("barnacle-walpush-l6", "barnacle-sidecar2-l6", "barnacle-walpush-l2"):
         target("push >= 10x faster than barman-cloud-wal-archive --gzip", 10, "wal-push", corpus, "barman", mine)
     for mine in ("barnacle-restore", "barnacle-restore-p4"):
         target("restore >= 5x faster than barman-cloud-wal-restore", 5, "wal-restore", corpus, "barman-restore", mine)
-    for mine in ("barnacle-walpush-l3", "barnacle-walpush-l6", "barnacle-sidecar2-l6"):
+    for mine in ("barnacle-walpush-l2", "barnacle-walpush-l6", "barnacle-sidecar2-l2", "barnacle-sidecar2-l6"):
         target("peak RSS >= 5x lower than Barman's (WAL push)", 5, "wal-push", corpus, "barman", mine,
                key="peak_rss_mib")
     target("peak RSS >= 5x lower than Barman's (WAL restore)", 5, "wal-restore", corpus, "barman-restore",
@@ -181,7 +182,7 @@ for corpus in ("easy", "hard"):
 for op in ("backup", "restore"):
     target(f"peak RSS >= 5x lower than Barman's (base {op})", 5, f"base-{op}", "pgbench", "barman", "barnacle",
            key="peak_rss_mib")
-for mine in ("sidecar2-l3", "sidecar2-l6"):
+for mine in ("sidecar2-l2", "sidecar2-l3", "sidecar2-l6"):
     target("sidecar sustains >= 2x pgBackRest async's throughput", 2, "archive-under-load", "pgbench",
            "pgbackrest-async2", mine, key="seconds", higher_is_better=True)
 if targets:

@@ -208,13 +208,14 @@ class Restore:
 
 
 PUSH = [
-    Push("barnacle-walpush-l3", "barnacle", 3, "sequential", 1, "barnacle walpush, gzip 3 (default)"),
+    Push("barnacle-walpush-l2", "barnacle", 2, "sequential", 1, "barnacle walpush, gzip 2 (default)"),
+    Push("barnacle-walpush-l3", "barnacle", 3, "sequential", 1, "barnacle walpush, gzip 3"),
     Push("barnacle-walpush-l6", "barnacle", 6, "sequential", 1, "barnacle walpush, gzip 6"),
-    Push("barnacle-lookahead2-l3", "barnacle", 3, "look-ahead", 2, "barnacle walpush --max-parallel 2, gzip 3"),
+    Push("barnacle-lookahead2-l2", "barnacle", 2, "look-ahead", 2, "barnacle walpush --max-parallel 2, gzip 2"),
     Push("barnacle-lookahead2-l6", "barnacle", 6, "look-ahead", 2, "barnacle walpush --max-parallel 2, gzip 6"),
-    Push("barnacle-sidecar1-l3", "barnacle", 3, "sidecar", 1, "barnacle sidecar --max-parallel 1, gzip 3"),
+    Push("barnacle-sidecar1-l2", "barnacle", 2, "sidecar", 1, "barnacle sidecar --max-parallel 1, gzip 2"),
     Push("barnacle-sidecar1-l6", "barnacle", 6, "sidecar", 1, "barnacle sidecar --max-parallel 1, gzip 6"),
-    Push("barnacle-sidecar2-l3", "barnacle", 3, "sidecar", 2, "barnacle sidecar --max-parallel 2, gzip 3"),
+    Push("barnacle-sidecar2-l2", "barnacle", 2, "sidecar", 2, "barnacle sidecar --max-parallel 2, gzip 2"),
     Push("barnacle-sidecar2-l6", "barnacle", 6, "sidecar", 2, "barnacle sidecar --max-parallel 2, gzip 6"),
     Push("barman", "barman", 6, "sequential", 1, "barman-cloud-wal-archive --gzip (6)"),
     Push("pgbackrest-sync", "pgbackrest", 6, "sequential", 1, "pgBackRest archive-push, gz 6"),

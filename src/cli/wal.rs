@@ -12,10 +12,12 @@ use crate::error::Error;
 use crate::storage::Encryption;
 
 /// barnacle's gzip level for WAL under its own names when no level is given.
-/// Level 3 of zlib-rs is within a few percent of level 6's size at 2–4× its
-/// speed on real WAL (see the README's figures); under Barman's names
-/// "medium" (6) stays the default, as in Barman.
-pub const WALPUSH_DEFAULT_GZIP_LEVEL: i32 = 3;
+/// Level 2 of zlib-rs (its "fast" strategy) deflates real WAL 1.2× (easy) to
+/// 1.4× (hard) faster than level 3 (the "medium" one) for objects 1.1% / 0.6%
+/// larger, and within 9% of level 6's size at 5× its speed; level 1's objects
+/// are 30–57% larger (`docs/benchmarks.md`, "Default gzip level"). Under Barman's
+/// names "medium" (6) stays the default, as in Barman.
+pub const WALPUSH_DEFAULT_GZIP_LEVEL: i32 = 2;
 
 #[derive(Debug, Clone, Parser)]
 #[command(version, disable_help_flag = true, disable_version_flag = true)]
