@@ -39,6 +39,8 @@ use super::files::{self, Durability};
 /// The directory name under `pg_wal`.
 pub const DIR_NAME: &str = "barnacle_pushed";
 const MAGIC: &str = "barnacle-pushed v1";
+/// A claim on `NAME` is the hidden file `.NAME.claim`.
+const CLAIM_SUFFIX: &str = ".claim";
 
 /// What identifies one version of a file without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,28 +151,27 @@ impl PushedRecord {
     /// half-written markers of processes that are gone, and claims
     /// (`.NAME.claim`) on WAL files no longer in `pg_wal`.
     pub fn forget_departed(&self, pg_wal: &Path) {
-        for name in self.names() {
-            if !pg_wal.join(&name).exists() {
-                self.forget(&name);
-            }
-        }
         files::remove_stale_temps_in(&self.dir, None);
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
         for entry in entries.flatten() {
-            let file = entry.file_name();
-            let claimed = file
-                .to_str()
-                .and_then(|f| f.strip_prefix('.')?.strip_suffix(".claim"));
-            if claimed.is_some_and(|name| !pg_wal.join(name).exists()) {
+            let Ok(file) = entry.file_name().into_string() else {
+                continue;
+            };
+            // A marker, or a claim; anything else hidden is not ours to judge.
+            let wal = match file.strip_prefix('.') {
+                None => Some(file.as_str()),
+                Some(hidden) => hidden.strip_suffix(CLAIM_SUFFIX),
+            };
+            if wal.is_some_and(|wal| !pg_wal.join(wal).exists()) {
                 let _ = fs::remove_file(entry.path());
             }
         }
     }
 
     fn claim_path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!(".{name}.claim"))
+        self.dir.join(format!(".{name}{CLAIM_SUFFIX}"))
     }
 
     /// Claims `name` for the duration of a push ahead of PostgreSQL; `None`
@@ -212,7 +213,8 @@ impl PushedRecord {
     }
 
     /// Names recorded (complete markers only).
-    pub fn names(&self) -> Vec<String> {
+    #[cfg(test)]
+    fn names(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };
