@@ -117,11 +117,11 @@ def main():
     binary, order_path, directory = sys.argv[1:4]
     sizes = functions(binary)
     first_seen, member = [], collections.defaultdict(int)
-    names = []
+    workload_names = []
     for kind, workload, path in recorded(directory):
-        if workload not in names:
-            names.append(workload)
-        bit = 1 << names.index(workload)
+        if workload not in workload_names:
+            workload_names.append(workload)
+        bit = 1 << workload_names.index(workload)
         found = from_callgrind(path, sizes) if kind == "cg" else from_faults(path, sizes, binary)
         for name in found:
             if name not in member:
@@ -131,12 +131,12 @@ def main():
     for name in first_seen:
         groups[member[name]].append(name)
     group_sizes = {m: sum(-(-max(sizes[n], 1) // ALIGN) * ALIGN for n in g) for m, g in groups.items()}
-    workloads = range(len(names))
+    workloads = range(len(workload_names))
     layout = best_layout(group_sizes, workloads)
     with open(order_path, "w") as f:
         f.write("".join(n + "\n" for m in layout for n in groups[m]))
     spans = blocks_touched(layout, group_sizes, workloads)
-    summary = ", ".join(f"{names[w]} {spans[w] * BLOCK / 2**20:.1f} MiB" for w in workloads)
+    summary = ", ".join(f"{workload_names[w]} {spans[w] * BLOCK / 2**20:.1f} MiB" for w in workloads)
     print(
         f"symbol-order: {len(first_seen)} functions in {len(groups)} groups, "
         f"{sum(group_sizes.values()) / 2**20:.1f} MiB; code each workload maps: {summary}",

@@ -116,16 +116,16 @@ impl CompressedCopy {
 
     /// The body to send: the staging file, mapped, then what is in memory.
     pub(super) fn into_payload(self) -> io::Result<PutPayload> {
-        let staged = match self.file.filter(|_| self.on_disk > 0) {
+        let on_disk = self.on_disk;
+        let staged = self
+            .file
+            .filter(|_| on_disk > 0)
             // SAFETY: the file has no name (or was unlinked at once) and only
             // this body holds its descriptor, which the mapping keeps: nothing
             // writes or truncates it while it is mapped, and its `on_disk`
             // first bytes were written.
-            Some(file) => {
-                Some(unsafe { memmap2::MmapOptions::new().len(self.on_disk).map(&file)? })
-            }
-            None => None,
-        };
+            .map(|file| unsafe { memmap2::MmapOptions::new().len(on_disk).map(&file) })
+            .transpose()?;
         Ok(staged
             .map(Bytes::from_owner)
             .into_iter()

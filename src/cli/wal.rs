@@ -15,8 +15,9 @@ use crate::storage::Encryption;
 /// Level 2 of zlib-rs (its "fast" strategy) deflates real WAL 1.2× (easy) to
 /// 1.4× (hard) faster than level 3 (the "medium" one) for objects 1.1% / 0.6%
 /// larger, and within 9% of level 6's size at 5× its speed; level 1's objects
-/// are 30–57% larger (`docs/benchmarks.md`, "Default gzip level"). Under Barman's
-/// names "medium" (6) stays the default, as in Barman.
+/// are 30–57% larger (`docs/benchmarks.md`, "Default gzip level 2, and code
+/// grouped by workload"). Under Barman's names "medium" (6) stays the default,
+/// as in Barman.
 pub const WALPUSH_DEFAULT_GZIP_LEVEL: i32 = 2;
 
 #[derive(Debug, Clone, Parser)]
