@@ -31,9 +31,9 @@
 #            system time for each tool, whichever runs. Writes into memory the
 #            guest has not touched yet also cost up to ten times more system
 #            time (1 GiB with dd on the 2-vCPU VM of 2026-12-04: 0.3 to 3.1
-#            s); barnacle times its buffered writes and goes on with O_DIRECT
-#            once the page cache costs more than a direct write, Barman
-#            always fills the page cache.
+#            s); barnacle times its buffered writes and writes behind
+#            (sync_file_range, then DONTNEED) once the page cache costs more
+#            than the disk, Barman always fills the page cache.
 #
 # Every measured command runs under `/usr/bin/time -f '%e %M %U %S'` (%M: the
 # peak RSS of the largest single process, which for Barman is not the whole

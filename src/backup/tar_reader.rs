@@ -172,7 +172,7 @@ impl Extractor<'_> {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.parents(&rel, name, true)?;
                 self.clear(&abs, name)?;
-                let mut out = RestoredFile::create(&abs, entry.size(), &self.large_writes)?;
+                let mut out = RestoredFile::create(&abs, entry.size())?;
                 let n = out.copy_from(&mut entry, &mut self.buf, &mut self.large_writes)?;
                 let file = out.into_file();
                 file.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))?;
