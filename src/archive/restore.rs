@@ -110,8 +110,8 @@ async fn fetch_to(
         let mut failure = None;
         let expected = download.sha256.clone();
         let installed = files::install(&dest, &tmp, durability, |file| {
-            let sink = std::io::BufWriter::with_capacity(256 * 1024, file);
-            let (writer, sha, len) = match download.decode_into(sink) {
+            // Written as decoded, a decode buffer at a time: no second buffer.
+            let (_, sha, len) = match download.decode_into(file) {
                 Ok(decoded) => decoded,
                 Err(DecodeFailure::Write(e)) => return Err(e),
                 Err(DecodeFailure::Decode(e)) => {
@@ -119,7 +119,6 @@ async fn fetch_to(
                     return Err(std::io::Error::other("decode failed"));
                 }
             };
-            writer.into_inner().map_err(|e| e.into_error())?;
             if let Some(expected) = expected
                 && expected != sha
             {
