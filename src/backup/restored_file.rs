@@ -345,15 +345,26 @@ impl RestoredFile {
         let file = &self.file;
         let (written_tx, written_rx) = mpsc::sync_channel::<u64>(1);
         std::thread::scope(|scope| {
-            let behind = scope.spawn(move || -> io::Result<()> {
-                let mut behind = WriteBehind::default();
-                let mut last = 0;
-                for written in written_rx {
-                    behind.after_write(file, written)?;
-                    last = written;
+            let spawned = std::thread::Builder::new()
+                .name("write-behind".into())
+                .spawn_scoped(scope, move || -> io::Result<()> {
+                    let mut behind = WriteBehind::default();
+                    let mut last = 0;
+                    for written in written_rx {
+                        behind.after_write(file, written)?;
+                        last = written;
+                    }
+                    behind.finish(file, last)
+                });
+            let behind = match spawned {
+                Ok(behind) => behind,
+                Err(e) => {
+                    // Out of threads (a pid or memory limit): the rest of the
+                    // file is written the ordinary way.
+                    tracing::warn!(error = %e, "no thread to write behind: writing through the page cache");
+                    return Ok(self.copy_ordinary(from, buf, total, None)?.0);
                 }
-                behind.finish(file, last)
-            });
+            };
             let mut handed = 0;
             let copied = loop {
                 let n = match read_some(from, buf) {

@@ -237,9 +237,10 @@ fn compress_on_workers(
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     std::thread::scope(|s| {
+        let mut workers = 0;
         for _ in 0..threads {
             let (job_rx, done_tx) = (&job_rx, done_tx.clone());
-            s.spawn(move || {
+            let spawned = std::thread::Builder::new().spawn_scoped(s, move || {
                 let mut deflater = Deflater::new(level);
                 loop {
                     let job = match job_rx.lock() {
@@ -255,6 +256,17 @@ fn compress_on_workers(
                     }
                 }
             });
+            // Out of threads (a pid or memory limit): the workers started
+            // do the job; with none, the push fails and is retried.
+            match spawned {
+                Ok(_) => workers += 1,
+                Err(e) if workers == 0 => {
+                    return Err(io::Error::other(format!(
+                        "cannot start a compression thread: {e}"
+                    )));
+                }
+                Err(_) => break,
+            }
         }
         drop(done_tx);
         let mut waiting: BTreeMap<usize, (Vec<u8>, crc32fast::Hasher)> = BTreeMap::new();
