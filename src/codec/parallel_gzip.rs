@@ -60,24 +60,27 @@ pub fn deflate_block(
     level: u32,
 ) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(flate2::Compression::new(level), false);
+    prime(&mut c, dictionary)?;
     let mut out = Vec::new();
-    deflate_into(&mut c, dictionary, data, last, &mut out)?;
+    deflate_into(&mut c, data, last, &mut out)?;
     Ok(out)
 }
 
-/// [`deflate_block`] with a fresh (or just reset) `c`, into `out` (cleared).
-fn deflate_into(
-    c: &mut Compress,
-    dictionary: &[u8],
-    data: &[u8],
-    last: bool,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
+/// Primes a fresh (or just reset) `c` with the last [`WINDOW`] bytes of
+/// `dictionary`, the input before the block; nothing when it is empty.
+fn prime(c: &mut Compress, dictionary: &[u8]) -> io::Result<()> {
     if !dictionary.is_empty() {
         let start = dictionary.len().saturating_sub(WINDOW);
         c.set_dictionary(&dictionary[start..])
             .map_err(io::Error::other)?;
     }
+    Ok(())
+}
+
+/// Deflates `data` with `c` (fresh, primed, or going on from the block
+/// before) into `out` (cleared), ending in a sync flush or, when `last`,
+/// ending the stream.
+fn deflate_into(c: &mut Compress, data: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
     let flush = if last {
         FlushCompress::Finish
     } else {
@@ -127,18 +130,16 @@ impl Deflater {
         data: &[u8],
         last: bool,
     ) -> io::Result<(Vec<u8>, crc32fast::Hasher)> {
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(data);
         self.c.reset();
-        deflate_into(&mut self.c, dictionary, data, last, &mut self.scratch)?;
-        Ok((self.scratch.clone(), crc))
+        prime(&mut self.c, dictionary)?;
+        self.next_block(data, last)
     }
 
     /// The block that follows the last one this deflater compressed, with
-    /// no reset and no priming: the stream goes on, its window already holds
-    /// the input before `data`. The output is the same kind of block as
-    /// [`Self::block`]'s (ending in a sync flush, or ending the stream), but
-    /// saves what priming costs: inserting the 32 KiB dictionary into the hash
+    /// its CRC-32 and the output copied out at its exact length: no reset and
+    /// no priming, the stream goes on, its window already holds the input
+    /// before `data`. [`Self::block`] is this after a reset and priming; going
+    /// on saves what priming costs: inserting the 32 KiB dictionary into the hash
     /// chains, which at level 2 on compressible WAL took longer than a
     /// quarter of deflating the 256 KiB block itself.
     pub(crate) fn next_block(
@@ -148,7 +149,7 @@ impl Deflater {
     ) -> io::Result<(Vec<u8>, crc32fast::Hasher)> {
         let mut crc = crc32fast::Hasher::new();
         crc.update(data);
-        deflate_into(&mut self.c, &[], data, last, &mut self.scratch)?;
+        deflate_into(&mut self.c, data, last, &mut self.scratch)?;
         Ok((self.scratch.clone(), crc))
     }
 }
