@@ -294,12 +294,13 @@ impl RestoredFile {
         writes: &mut LargeWrites,
     ) -> io::Result<u64> {
         if !self.large {
-            return Ok(self.copy_ordinary(from, buf, 0, None)?.0);
+            return Ok(self.write_from(from, buf, 0, |_, _, _| false)?.0);
         }
         let mut total = 0;
         if !writes.page_cache.is_dear() {
+            let cost = &mut writes.page_cache;
             let (written, ended) =
-                self.copy_ordinary(from, buf, 0, Some(&mut writes.page_cache))?;
+                self.write_from(from, buf, 0, |n, _, took| cost.record(n, took))?;
             if ended {
                 return Ok(written);
             }
@@ -308,27 +309,26 @@ impl RestoredFile {
         self.copy_behind(from, buf, total)
     }
 
-    /// Ordinary writes from offset `total` on, until `from` ends (`true`)
-    /// or, when `cost` times them, a window proves the page cache dear
-    /// (`false`). Returns the offset reached.
-    fn copy_ordinary(
+    /// Writes what `from` yields from offset `total` on, until it ends
+    /// (`true`) or `stop`, told after each write its length, the offset
+    /// reached and how long it took, says so (`false`). Returns the offset
+    /// reached.
+    fn write_from(
         &self,
         from: &mut dyn Read,
         buf: &mut [u8],
         mut total: u64,
-        mut cost: Option<&mut PageCacheCost>,
+        mut stop: impl FnMut(usize, u64, Duration) -> bool,
     ) -> io::Result<(u64, bool)> {
         loop {
             let n = read_some(from, buf)?;
             if n == 0 {
                 return Ok((total, true));
             }
-            let started = cost.is_some().then(Instant::now);
+            let started = Instant::now();
             self.file.write_all_at(&buf[..n], total)?;
             total += n as u64;
-            if let (Some(cost), Some(started)) = (cost.as_deref_mut(), started)
-                && cost.record(n, started.elapsed())
-            {
+            if stop(n, total, started.elapsed()) {
                 return Ok((total, false));
             }
         }
@@ -341,7 +341,7 @@ impl RestoredFile {
     /// cost system time, which then overlaps with inflating the next run.
     /// At most two runs wait for that thread, so the page cache the restore
     /// holds stays bounded.
-    fn copy_behind(&self, from: &mut dyn Read, buf: &mut [u8], mut total: u64) -> io::Result<u64> {
+    fn copy_behind(&self, from: &mut dyn Read, buf: &mut [u8], total: u64) -> io::Result<u64> {
         let file = &self.file;
         let (written_tx, written_rx) = mpsc::sync_channel::<u64>(1);
         std::thread::scope(|scope| {
@@ -362,35 +362,28 @@ impl RestoredFile {
                     // Out of threads (a pid or memory limit): the rest of the
                     // file is written the ordinary way.
                     tracing::warn!(error = %e, "no thread to write behind: writing through the page cache");
-                    return Ok(self.copy_ordinary(from, buf, total, None)?.0);
+                    return Ok(self.write_from(from, buf, total, |_, _, _| false)?.0);
                 }
             };
             let mut handed = 0;
-            let copied = loop {
-                let n = match read_some(from, buf) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => n,
-                    Err(e) => break Err(e),
-                };
-                if let Err(e) = file.write_all_at(&buf[..n], total) {
-                    break Err(e);
+            // A send fails only when the thread stopped on an error, which
+            // its join below returns.
+            let copied = self.write_from(from, buf, total, |_, written, _| {
+                if written - handed < WRITE_BEHIND {
+                    return false;
                 }
-                total += n as u64;
-                // A send fails only when the thread stopped on an error,
-                // which its join below returns.
-                if total - handed >= WRITE_BEHIND {
-                    if written_tx.send(total).is_err() {
-                        break Ok(());
-                    }
-                    handed = total;
-                }
-            };
-            let _ = written_tx.send(total);
+                handed = written;
+                written_tx.send(written).is_err()
+            });
+            if let Ok((written, _)) = copied {
+                let _ = written_tx.send(written);
+            }
             drop(written_tx);
             let behind = behind
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("the write-behind thread panicked")));
-            copied.and(behind).map(|()| total)
+            let (written, _) = copied?;
+            behind.map(|()| written)
         })
     }
 }
