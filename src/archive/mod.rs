@@ -119,9 +119,9 @@ impl Download {
     }
 
     /// Decodes the object (compression chosen by its key suffix) into `out`,
-    /// returning the writer, the SHA-256 and the length of the content.
+    /// returning the SHA-256 and the length of the content.
     /// Blocking: run it on a blocking thread.
-    fn decode_into<W: std::io::Write>(self, out: W) -> Result<(W, String, u64), DecodeFailure> {
+    fn decode_into<W: std::io::Write>(self, out: W) -> Result<(String, u64), DecodeFailure> {
         use std::io::{Read, Write};
         let Download { key, reader, .. } = self;
         let download_failure = reader.failure();
@@ -152,7 +152,8 @@ impl Download {
             };
             writer.write_all(&buf[..n]).map_err(DecodeFailure::Write)?;
         }
-        Ok(writer.finish())
+        let (_, sha, len) = writer.finish();
+        Ok((sha, len))
     }
 }
 
@@ -170,7 +171,7 @@ async fn archived_sha256(store: &Store, key: &str) -> Result<String> {
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
     match decoded {
-        Ok((_, sha, _)) => Ok(sha),
+        Ok((sha, _)) => Ok(sha),
         Err(DecodeFailure::Decode(e)) => Err(e),
         Err(DecodeFailure::Write(e)) => Err(Error::Internal(e.to_string())),
     }

@@ -111,7 +111,7 @@ async fn fetch_to(
         let expected = download.sha256.clone();
         let installed = files::install(&dest, &tmp, durability, |file| {
             // Written as decoded, a decode buffer at a time: no second buffer.
-            let (_, sha, len) = match download.decode_into(file) {
+            let (sha, len) = match download.decode_into(file) {
                 Ok(decoded) => decoded,
                 Err(DecodeFailure::Write(e)) => return Err(e),
                 Err(DecodeFailure::Decode(e)) => {
