@@ -97,8 +97,9 @@ struct Download {
     sha256: Option<String>,
 }
 
-/// Chunks of a download that may wait for the decoder.
-const CHUNKS_AHEAD: usize = 4;
+/// Pieces of a download (64 KiB each, see `ChunkReader::spawn`) that may
+/// wait for the decoder.
+const PIECES_AHEAD: usize = 4;
 
 /// What a download is decoded into, and written from, a read at a time: 64
 /// KiB writes cost nothing more than larger ones into the page cache, and
@@ -113,7 +114,7 @@ impl Download {
         let object = store.get_stream(key).await?;
         Ok(Download {
             key: key.to_string(),
-            reader: ChunkReader::spawn(object.chunks, CHUNKS_AHEAD),
+            reader: ChunkReader::spawn(object.chunks, PIECES_AHEAD),
             sha256: object.sha256,
         })
     }

@@ -27,6 +27,10 @@ use crate::pg::Lsn;
 use crate::storage::chunk_reader::ChunkReader;
 use crate::storage::{StorageError, Store};
 
+/// Pieces of a part (64 KiB each, see `ChunkReader::spawn`) that may wait
+/// for the inflating thread.
+const PIECES_AHEAD: usize = 4;
+
 /// The recovery settings barnacle can write (its own extension).
 #[derive(Debug, Clone, Default)]
 pub struct RecoverySettings {
@@ -199,11 +203,12 @@ async fn extract_part(
             }
         })
         .boxed();
-    // Two chunks ahead: hyper hands out slices of reads of up to 400 KiB, each
-    // keeping its whole read alive, and inflating is the slower side. With
-    // eight they were 4.6 of the 9.8 MB at the peak (valgrind --tool=massif,
-    // 2026-12-04; docs/benchmarks.md, "Base restore memory").
-    let reader = ChunkReader::spawn(stream, 2);
+    // Four 64 KiB pieces ahead (see `ChunkReader::spawn`): inflating is the
+    // slower side. Before the chunks were copied out, each waiting chunk kept
+    // one of hyper's reads of up to 400 KiB alive; with eight waiting they
+    // were 4.6 of the 9.8 MB at the peak (valgrind --tool=massif, 2026-12-04;
+    // docs/benchmarks.md, "Base restore memory").
+    let reader = ChunkReader::spawn(stream, PIECES_AHEAD);
     let (key_owned, dest) = (key.to_string(), dest.to_path_buf());
     // Decompression and extraction run on two threads, handing over
     // `backup::RESTORE_BUFFER` buffers: inflating and writing the files each
