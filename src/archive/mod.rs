@@ -97,10 +97,6 @@ struct Download {
     sha256: Option<String>,
 }
 
-/// Pieces of a download (64 KiB each, see `ChunkReader::spawn`) that may
-/// wait for the decoder.
-const PIECES_AHEAD: usize = 4;
-
 /// What a download is decoded into, and written from, a read at a time: 64
 /// KiB writes cost nothing more than larger ones into the page cache, and
 /// `restore -p 4` decodes four downloads at once. With 256 KiB here and a
@@ -114,7 +110,7 @@ impl Download {
         let object = store.get_stream(key).await?;
         Ok(Download {
             key: key.to_string(),
-            reader: ChunkReader::spawn(object.chunks, PIECES_AHEAD),
+            reader: ChunkReader::spawn(object.chunks),
             sha256: object.sha256,
         })
     }

@@ -27,10 +27,6 @@ use crate::pg::Lsn;
 use crate::storage::chunk_reader::ChunkReader;
 use crate::storage::{StorageError, Store};
 
-/// Pieces of a part (64 KiB each, see `ChunkReader::spawn`) that may wait
-/// for the inflating thread.
-const PIECES_AHEAD: usize = 4;
-
 /// The recovery settings barnacle can write (its own extension).
 #[derive(Debug, Clone, Default)]
 pub struct RecoverySettings {
@@ -203,12 +199,11 @@ async fn extract_part(
             }
         })
         .boxed();
-    // Four 64 KiB pieces ahead (see `ChunkReader::spawn`): inflating is the
-    // slower side. Before the chunks were copied out, each waiting chunk kept
-    // one of hyper's reads of up to 400 KiB alive; with eight waiting they
-    // were 4.6 of the 9.8 MB at the peak (valgrind --tool=massif, 2026-12-04;
-    // docs/benchmarks.md, "Base restore memory").
-    let reader = ChunkReader::spawn(stream, PIECES_AHEAD);
+    // Copied out in 64 KiB pieces (see `ChunkReader::spawn`): before, each
+    // waiting chunk kept one of hyper's reads of up to 400 KiB alive; with
+    // eight waiting they were 4.6 of the 9.8 MB at the peak (valgrind
+    // --tool=massif, 2026-12-04; docs/benchmarks.md, "Base restore memory").
+    let reader = ChunkReader::spawn(stream);
     let (key_owned, dest) = (key.to_string(), dest.to_path_buf());
     // Decompression and extraction run on two threads, handing over
     // `backup::RESTORE_BUFFER` buffers: inflating and writing the files each

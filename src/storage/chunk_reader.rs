@@ -1,7 +1,7 @@
 //! A blocking `Read` over an object's chunks as they arrive from an async
-//! download, for decoders that run on a blocking thread. At most `depth`
-//! pieces of a chunk wait in between: memory stays bounded whatever the
-//! object's size.
+//! download, for decoders that run on a blocking thread. At most
+//! `PIECES_AHEAD` pieces of a chunk wait in between: memory stays bounded
+//! whatever the object's size.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,11 @@ use super::{Result, StorageError};
 pub type DownloadFailure = Arc<Mutex<Option<StorageError>>>;
 
 /// The most a piece copied from a downloaded chunk holds (see [`ChunkReader::spawn`]).
-pub const PIECE: usize = 64 * 1024;
+const PIECE: usize = 64 * 1024;
+
+/// Pieces that may wait for the reader: WAL restore's and the base restore's
+/// decoders are the slower side, and 256 KiB ahead keeps them fed.
+const PIECES_AHEAD: usize = 4;
 
 /// `chunk` copied into pieces of at most [`PIECE`] bytes.
 fn pieces_of(chunk: &[u8]) -> Vec<Bytes> {
@@ -55,8 +59,8 @@ impl ChunkReader {
         self
     }
 
-    /// Forwards `chunks` from a task on the current runtime, `depth` pieces
-    /// of [`PIECE`] bytes ahead of the reader. The task ends at the first
+    /// Forwards `chunks` from a task on the current runtime, `PIECES_AHEAD`
+    /// pieces of `PIECE` bytes ahead of the reader. The task ends at the first
     /// error (passed on) or when the reader is dropped.
     ///
     /// Each chunk is copied into pieces as it arrives and dropped at once. A
@@ -69,8 +73,8 @@ impl ChunkReader {
     /// WAL over HTTPS (four downloads at once): peak RSS 16.1 → 13.9 MiB,
     /// median of 12 interleaved calls (docs/benchmarks.md, "Downloads copied
     /// out of the HTTP client's buffers").
-    pub fn spawn(mut chunks: BoxStream<'static, Result<Bytes>>, depth: usize) -> ChunkReader {
-        let (tx, rx) = mpsc::channel(depth.max(1));
+    pub fn spawn(mut chunks: BoxStream<'static, Result<Bytes>>) -> ChunkReader {
+        let (tx, rx) = mpsc::channel(PIECES_AHEAD);
         tokio::spawn(async move {
             while let Some(chunk) = chunks.next().await {
                 let pieces = match chunk {
@@ -136,7 +140,7 @@ mod tests {
             Ok(Bytes::from_static(b"defg")),
             Err(StorageError::NotFound { key: "k".into() }),
         ];
-        let reader = ChunkReader::spawn(futures::stream::iter(chunks).boxed(), 1);
+        let reader = ChunkReader::spawn(futures::stream::iter(chunks).boxed());
         let failure = reader.failure();
         let (data, err) = tokio::task::spawn_blocking(move || {
             let mut reader = reader;
@@ -162,19 +166,18 @@ mod tests {
         let held = big.clone();
         let chunks: Vec<Result<Bytes>> = vec![Ok(big.clone()), Ok(small)];
         drop(big);
-        let mut reader = ChunkReader::spawn(futures::stream::iter(chunks).boxed(), 1);
-        let (first, held, rest) = tokio::task::spawn_blocking(move || {
+        let mut reader = ChunkReader::spawn(futures::stream::iter(chunks).boxed());
+        let (first, held, released, rest) = tokio::task::spawn_blocking(move || {
             let mut first = [0u8; 10];
             reader.read_exact(&mut first).unwrap();
             // The reader has one piece; the chunk was dropped when it was copied.
             let released = held.is_unique();
             let mut rest = Vec::new();
             reader.read_to_end(&mut rest).unwrap();
-            (first, (held, released), rest)
+            (first, held, released, rest)
         })
         .await
         .unwrap();
-        let (held, released) = held;
         assert!(released, "the download's chunk is still referenced");
         let mut data = first.to_vec();
         data.extend_from_slice(&rest);
