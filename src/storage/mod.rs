@@ -19,6 +19,8 @@
 pub mod chunk_reader;
 #[cfg(feature = "s3")]
 mod describe;
+#[cfg(feature = "s3")]
+mod http_client;
 mod local;
 #[cfg(feature = "s3")]
 pub mod profile;

@@ -32,6 +32,7 @@ use object_store::{
 };
 
 use super::describe::{classify, is_ambiguous, is_body_error};
+use super::http_client::{BARNACLE_USER_AGENT, Connector, HttpSettings, TrustedRoots};
 use super::{
     AddressingStyle, BucketState, DirListing, Encryption, ListedObject, ObjectInfo, PutAttrs,
     PutOutcome, Result, S3Options, SHA256_METADATA_KEY, StorageError, StoredObject, StreamedObject,
@@ -47,6 +48,8 @@ pub(super) struct S3Backend {
     bucket_url: String,
     region: String,
     client: ClientOptions,
+    /// Makes the HTTP client (the store's, and CreateBucket's).
+    connector: Connector,
 }
 
 /// Extra attempts for what object_store does not retry itself (see [`S3Backend::put`] and
@@ -109,36 +112,54 @@ fn sse_key() -> Result<AmazonS3ConfigKey> {
         .map_err(|e: object_store::Error| StorageError::Config(e.to_string()))
 }
 
-fn client_options(opts: &S3Options, endpoint: Option<&str>) -> Result<ClientOptions> {
+/// The HTTP client's settings: object_store's options (for reqwest, which
+/// serves when a proxy is set and resolves an AWS bucket's region) and those
+/// of barnacle's own client (`http_client`), from the same choices.
+fn client_options(
+    opts: &S3Options,
+    endpoint: Option<&str>,
+) -> Result<(ClientOptions, HttpSettings)> {
     let read_timeout = opts.read_timeout.unwrap_or(super::DEFAULT_READ_TIMEOUT);
     let plain_http = endpoint.is_some_and(|e| e.starts_with("http://"));
+    let mut settings = HttpSettings {
+        roots: TrustedRoots::System,
+        allow_http: plain_http,
+        connect_timeout: Duration::from_secs(10),
+        read_timeout,
+        timeout: Duration::from_secs(15 * 60),
+    };
+    let user_agent = http::HeaderValue::from_static(BARNACLE_USER_AGENT);
     let mut client = ClientOptions::new()
-        .with_allow_http(plain_http)
-        .with_connect_timeout(Duration::from_secs(10))
-        .with_read_timeout(read_timeout)
-        .with_timeout(Duration::from_secs(15 * 60));
+        .with_allow_http(settings.allow_http)
+        .with_user_agent(user_agent)
+        .with_connect_timeout(settings.connect_timeout)
+        .with_read_timeout(settings.read_timeout)
+        .with_timeout(settings.timeout);
     // Loading the system's root certificates costs ~3 ms per process; a plain
     // HTTP endpoint without web identity (whose STS calls use HTTPS) needs none.
     let web_identity = env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some();
     if plain_http && !web_identity {
-        return Ok(client.with_no_system_certificates(true));
+        settings.roots = TrustedRoots::Only(Vec::new());
+        return Ok((client.with_no_system_certificates(true), settings));
     }
     if let Some(path) = &opts.ca_bundle {
         let pem = std::fs::read(path).map_err(|e| {
             StorageError::Config(format!("cannot read CA bundle {}: {e}", path.display()))
         })?;
-        let certs = Certificate::from_pem_bundle(&pem).map_err(|e| {
+        let not_pem = |e: String| {
             StorageError::Config(format!(
                 "CA bundle {} is not valid PEM: {e}",
                 path.display()
             ))
-        })?;
+        };
+        let certs = Certificate::from_pem_bundle(&pem).map_err(|e| not_pem(e.to_string()))?;
         if certs.is_empty() {
             return Err(StorageError::Config(format!(
                 "CA bundle {} holds no certificate",
                 path.display()
             )));
         }
+        settings.roots = TrustedRoots::from_pem(&pem).map_err(not_pem)?;
         // The bundle replaces the system's roots, as `AWS_CA_BUNDLE` does for
         // boto3 (and so for Barman); loading the 140-odd system roots was
         // about 3 ms of CPU and some heap in every call.
@@ -147,7 +168,7 @@ fn client_options(opts: &S3Options, endpoint: Option<&str>) -> Result<ClientOpti
             client = client.with_root_certificate(cert);
         }
     }
-    Ok(client)
+    Ok((client, settings))
 }
 
 impl S3Backend {
@@ -179,11 +200,13 @@ impl S3Backend {
                 "endpoint URL '{e}' must start with http:// or https://"
             )));
         }
-        let client = client_options(opts, endpoint.as_deref())?;
+        let (client, http) = client_options(opts, endpoint.as_deref())?;
+        let connector = Connector::new(http);
 
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_client_options(client.clone())
+            .with_http_connector(connector.clone())
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: Duration::from_millis(100),
@@ -295,6 +318,7 @@ impl S3Backend {
             bucket_url,
             region,
             client,
+            connector,
         })
     }
 
@@ -460,7 +484,7 @@ impl S3Backend {
     /// `barman-cloud-check-wal-archive` sends it.
     pub(super) async fn create_bucket(&self) -> Result<()> {
         use object_store::aws::AwsAuthorizer;
-        use object_store::client::{HttpConnector, HttpRequestBody, ReqwestConnector};
+        use object_store::client::{HttpConnector, HttpRequestBody};
         let fail = |detail: String| StorageError::Request {
             op: "CreateBucket",
             key: self.bucket.clone(),
@@ -489,7 +513,8 @@ impl S3Backend {
         AwsAuthorizer::new(&credential, "s3", &self.region)
             .try_authorize(&mut request, None)
             .map_err(|e| self.err(e, "CreateBucket", ""))?;
-        let client = ReqwestConnector::default()
+        let client = self
+            .connector
             .connect(&self.client)
             .map_err(|e| self.err(e, "CreateBucket", ""))?;
         let response = client
