@@ -12,6 +12,7 @@ mod backup_support;
 mod bad_input;
 mod catalog_compat;
 mod container;
+mod credentials;
 mod exhaustion;
 mod fault_proxy;
 mod faults;

@@ -13,11 +13,16 @@
 //! What reqwest did for object_store, this does the same way:
 //! * TLS through rustls with AWS-LC: the system's roots (rustls's platform
 //!   verifier, as reqwest) or only the CA bundle's (`--ca-bundle`,
-//!   `AWS_CA_BUNDLE`); plain `http://` only where [`HttpSettings::allow_http`].
-//! * Timeouts as reqwest applies them: `connect_timeout` per connection
-//!   attempt; the response's head within `read_timeout` (and the total) of the
-//!   request's start; then each piece of its body within `read_timeout` of the
-//!   one before, and the whole within `timeout`.
+//!   `AWS_CA_BUNDLE`), the one choice made here ([`Connector::new`]).
+//! * Everything else from the `ClientOptions` object_store passes for each
+//!   client it makes, as reqwest took them: the store's (plain `http://` only
+//!   for an `http://` endpoint), or the credential services' (plain HTTP
+//!   allowed for the instance metadata and container credential endpoints,
+//!   1 s to connect to the former; HTTPS only for STS).
+//! * Timeouts as reqwest applies them: the connect timeout per connection
+//!   attempt; the response's head within the read timeout (and the total) of
+//!   the request's start; then each piece of its body within the read timeout
+//!   of the one before, and the whole within the total.
 //! * Errors sorted into `object_store`'s kinds the way its reqwest glue sorts
 //!   them, so its retries (and `describe`) behave the same.
 //! * `Host` from the URL, `Content-Length` from the body's exact size,
@@ -42,11 +47,11 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::TokioExecutor;
-use object_store::ClientOptions;
 use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpRequestBody,
     HttpResponse, HttpResponseBody, HttpService, ReqwestConnector,
 };
+use object_store::{ClientConfigKey, ClientOptions};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::time::{Instant, Sleep};
@@ -99,14 +104,19 @@ impl TrustedRoots {
     }
 }
 
-/// What the client is built from.
-#[derive(Debug, Clone)]
-pub(super) struct HttpSettings {
-    pub roots: TrustedRoots,
-    pub allow_http: bool,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    pub timeout: Duration,
+/// The time to connect, when `ClientOptions` name none.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most a request may take in all, when `ClientOptions` name none.
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The duration `options` hold for `key` (object_store formats them with
+/// humantime), else `default`.
+fn duration_option(options: &ClientOptions, key: ClientConfigKey, default: Duration) -> Duration {
+    options
+        .get_config_value(&key)
+        .and_then(|v| humantime::parse_duration(&v).ok())
+        .unwrap_or(default)
 }
 
 /// Builds the client for `object_store` (`AmazonS3Builder::with_http_connector`):
@@ -114,22 +124,22 @@ pub(super) struct HttpSettings {
 #[derive(Debug, Clone)]
 pub(super) struct Connector {
     /// `None`: reqwest, from `object_store`'s `ClientOptions`.
-    settings: Option<HttpSettings>,
+    roots: Option<TrustedRoots>,
 }
 
 impl Connector {
-    /// Hyper's client, unless [`proxy_in_environment`].
-    pub(super) fn new(settings: HttpSettings) -> Connector {
-        let settings = (!proxy_in_environment()).then_some(settings);
-        Connector { settings }
+    /// Hyper's client trusting `roots`, unless [`proxy_in_environment`].
+    pub(super) fn new(roots: TrustedRoots) -> Connector {
+        let roots = (!proxy_in_environment()).then_some(roots);
+        Connector { roots }
     }
 
-    fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig, String> {
+    fn tls_config(roots: &TrustedRoots) -> Result<rustls::ClientConfig, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
-        Ok(match &settings.roots {
+        Ok(match roots {
             TrustedRoots::System => {
                 let verifier = rustls_platform_verifier::Verifier::new(provider)
                     .map_err(|e| format!("cannot load the system's root certificates: {e}"))?;
@@ -153,19 +163,30 @@ impl Connector {
 
 impl HttpConnector for Connector {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let Some(settings) = &self.settings else {
+        let Some(roots) = &self.roots else {
             return ReqwestConnector::default().connect(options);
         };
-        let tls = Self::tls_config(settings).map_err(|message| object_store::Error::Generic {
+        let tls = Self::tls_config(roots).map_err(|message| object_store::Error::Generic {
             store: "S3",
             source: message.into(),
         })?;
+        let allow_http = options
+            .get_config_value(&ClientConfigKey::AllowHttp)
+            .is_some_and(|v| v == "true");
+        let user_agent = options
+            .get_config_value(&ClientConfigKey::UserAgent)
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+            .unwrap_or(HeaderValue::from_static(BARNACLE_USER_AGENT));
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(settings.connect_timeout));
+        tcp.set_connect_timeout(Some(duration_option(
+            options,
+            ClientConfigKey::ConnectTimeout,
+            CONNECT_TIMEOUT,
+        )));
         let schemes = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
-        let connector = if settings.allow_http {
+        let connector = if allow_http {
             schemes.https_or_http().enable_http1().wrap_connector(tcp)
         } else {
             schemes.https_only().enable_http1().wrap_connector(tcp)
@@ -177,8 +198,13 @@ impl HttpConnector for Connector {
             .build(connector);
         Ok(HttpClient::new(BoundedClient {
             client,
-            read_timeout: settings.read_timeout,
-            timeout: settings.timeout,
+            user_agent,
+            read_timeout: duration_option(
+                options,
+                ClientConfigKey::ReadTimeout,
+                super::DEFAULT_READ_TIMEOUT,
+            ),
+            timeout: duration_option(options, ClientConfigKey::Timeout, REQUEST_TIMEOUT),
         }))
     }
 }
@@ -186,6 +212,8 @@ impl HttpConnector for Connector {
 #[derive(Debug)]
 struct BoundedClient {
     client: Client<HttpsConnector<TcpConnector>, HttpRequestBody>,
+    /// Sent unless the request has its own.
+    user_agent: HeaderValue,
     read_timeout: Duration,
     timeout: Duration,
 }
@@ -198,7 +226,7 @@ impl HttpService for BoundedClient {
         if !request.headers().contains_key(USER_AGENT) {
             request
                 .headers_mut()
-                .insert(USER_AGENT, HeaderValue::from_static(BARNACLE_USER_AGENT));
+                .insert(USER_AGENT, self.user_agent.clone());
         }
         let head_by = deadline.min(start + self.read_timeout);
         let response = match tokio::time::timeout_at(head_by, self.client.request(request)).await {
@@ -319,22 +347,21 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
-    fn settings(read_timeout: Duration) -> HttpSettings {
-        HttpSettings {
-            roots: TrustedRoots::Only(Vec::new()),
-            allow_http: true,
-            connect_timeout: Duration::from_secs(5),
-            read_timeout,
-            timeout: Duration::from_secs(60),
-        }
+    /// The options of a store at an `http://` endpoint.
+    fn settings(read_timeout: Duration) -> ClientOptions {
+        ClientOptions::new()
+            .with_allow_http(true)
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_read_timeout(read_timeout)
+            .with_timeout(Duration::from_secs(60))
     }
 
-    fn client(settings: HttpSettings) -> HttpClient {
+    fn client(options: ClientOptions) -> HttpClient {
         // Not `Connector::new`: a proxy in the test's environment must not change the client.
         Connector {
-            settings: Some(settings),
+            roots: Some(TrustedRoots::Only(Vec::new())),
         }
-        .connect(&ClientOptions::new())
+        .connect(&options)
         .unwrap()
     }
 
@@ -445,10 +472,7 @@ mod tests {
             false,
         )
         .await;
-        let https_only = HttpSettings {
-            allow_http: false,
-            ..settings(Duration::from_secs(5))
-        };
+        let https_only = settings(Duration::from_secs(5)).with_allow_http(false);
         assert!(client(https_only).execute(get(&url)).await.is_err());
         let allowed = client(settings(Duration::from_secs(5)))
             .execute(get(&url))
@@ -481,6 +505,20 @@ mod tests {
             request.contains(&format!("user-agent: {BARNACLE_USER_AGENT}").to_lowercase()),
             "{request}"
         );
+    }
+
+    #[test]
+    fn durations_are_read_back_from_object_store_s_options() {
+        let options = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_timeout(Duration::from_secs(15 * 60 + 30));
+        let read = |key| duration_option(&options, key, Duration::from_secs(7));
+        assert_eq!(
+            read(ClientConfigKey::ConnectTimeout),
+            Duration::from_secs(1)
+        );
+        assert_eq!(read(ClientConfigKey::Timeout), Duration::from_secs(930));
+        assert_eq!(read(ClientConfigKey::ReadTimeout), Duration::from_secs(7));
     }
 
     #[test]

@@ -32,7 +32,9 @@ use object_store::{
 };
 
 use super::describe::{classify, is_ambiguous, is_body_error};
-use super::http_client::{BARNACLE_USER_AGENT, Connector, HttpSettings, TrustedRoots};
+use super::http_client::{
+    BARNACLE_USER_AGENT, CONNECT_TIMEOUT, Connector, REQUEST_TIMEOUT, TrustedRoots,
+};
 use super::{
     AddressingStyle, BucketState, DirListing, Encryption, ListedObject, ObjectInfo, PutAttrs,
     PutOutcome, Result, S3Options, SHA256_METADATA_KEY, StorageError, StoredObject, StreamedObject,
@@ -112,36 +114,29 @@ fn sse_key() -> Result<AmazonS3ConfigKey> {
         .map_err(|e: object_store::Error| StorageError::Config(e.to_string()))
 }
 
-/// The HTTP client's settings: object_store's options (for reqwest, which
-/// serves when a proxy is set and resolves an AWS bucket's region) and those
-/// of barnacle's own client (`http_client`), from the same choices.
+/// The HTTP client's options (object_store's, read by barnacle's client as
+/// by reqwest) and the TLS roots barnacle's client trusts, from the same choices.
 fn client_options(
     opts: &S3Options,
     endpoint: Option<&str>,
-) -> Result<(ClientOptions, HttpSettings)> {
+) -> Result<(ClientOptions, TrustedRoots)> {
     let read_timeout = opts.read_timeout.unwrap_or(super::DEFAULT_READ_TIMEOUT);
     let plain_http = endpoint.is_some_and(|e| e.starts_with("http://"));
-    let mut settings = HttpSettings {
-        roots: TrustedRoots::System,
-        allow_http: plain_http,
-        connect_timeout: Duration::from_secs(10),
-        read_timeout,
-        timeout: Duration::from_secs(15 * 60),
-    };
     let user_agent = http::HeaderValue::from_static(BARNACLE_USER_AGENT);
     let mut client = ClientOptions::new()
-        .with_allow_http(settings.allow_http)
+        .with_allow_http(plain_http)
         .with_user_agent(user_agent)
-        .with_connect_timeout(settings.connect_timeout)
-        .with_read_timeout(settings.read_timeout)
-        .with_timeout(settings.timeout);
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_read_timeout(read_timeout)
+        .with_timeout(REQUEST_TIMEOUT);
     // Loading the system's root certificates costs ~3 ms per process; a plain
     // HTTP endpoint without web identity (whose STS calls use HTTPS) needs none.
     let web_identity = env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some();
     if plain_http && !web_identity {
-        settings.roots = TrustedRoots::Only(Vec::new());
-        return Ok((client.with_no_system_certificates(true), settings));
+        let roots = TrustedRoots::Only(Vec::new());
+        return Ok((client.with_no_system_certificates(true), roots));
     }
+    let mut roots = TrustedRoots::System;
     if let Some(path) = &opts.ca_bundle {
         let pem = std::fs::read(path).map_err(|e| {
             StorageError::Config(format!("cannot read CA bundle {}: {e}", path.display()))
@@ -159,7 +154,7 @@ fn client_options(
                 path.display()
             )));
         }
-        settings.roots = TrustedRoots::from_pem(&pem).map_err(not_pem)?;
+        roots = TrustedRoots::from_pem(&pem).map_err(not_pem)?;
         // The bundle replaces the system's roots, as `AWS_CA_BUNDLE` does for
         // boto3 (and so for Barman); loading the 140-odd system roots was
         // about 3 ms of CPU and some heap in every call.
@@ -168,7 +163,7 @@ fn client_options(
             client = client.with_root_certificate(cert);
         }
     }
-    Ok((client, settings))
+    Ok((client, roots))
 }
 
 impl S3Backend {
@@ -200,8 +195,8 @@ impl S3Backend {
                 "endpoint URL '{e}' must start with http:// or https://"
             )));
         }
-        let (client, http) = client_options(opts, endpoint.as_deref())?;
-        let connector = Connector::new(http);
+        let (client, roots) = client_options(opts, endpoint.as_deref())?;
+        let connector = Connector::new(roots);
 
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
