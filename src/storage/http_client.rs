@@ -237,7 +237,7 @@ impl HttpService for BoundedClient {
                 } else {
                     kind_of(&e)
                 };
-                return Err(HttpError::new(kind, e));
+                return Err(HttpError::new(kind, Transport::Request(e)));
             }
             Err(_) => {
                 let waited = head_by - start;
@@ -257,6 +257,18 @@ impl HttpService for BoundedClient {
         };
         Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(body)))
     }
+}
+
+/// A transport failure, named as reqwest names it, its cause as its source:
+/// object_store's messages end with this name, and the one-line errors
+/// (`describe::chain_text`) then show the causes below it, as they did over
+/// reqwest ("client error (Connect): tcp connect error: Connection refused").
+#[derive(Debug, thiserror::Error)]
+enum Transport {
+    #[error("error sending request")]
+    Request(#[source] hyper_util::client::legacy::Error),
+    #[error("error reading the response body")]
+    Body(#[source] hyper::Error),
 }
 
 /// A timeout, named for the one-line error.
@@ -292,7 +304,8 @@ impl Body for TimedBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
             let next_by = Instant::now() + this.read_timeout;
             this.next_by.as_mut().reset(next_by);
-            return Poll::Ready(frame.map(|f| f.map_err(|e| HttpError::new(kind_of(&e), e))));
+            let failed = |e: hyper::Error| HttpError::new(kind_of(&e), Transport::Body(e));
+            return Poll::Ready(frame.map(|f| f.map_err(failed)));
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
             let e = TimedOut::Total(this.total);
@@ -462,6 +475,12 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), HttpErrorKind::Connect, "{err}");
+        // The one-line error shows the causes, as over reqwest.
+        let text = super::super::describe::chain_text(&err);
+        assert!(
+            text.starts_with("client error (Connect): tcp connect error: "),
+            "{text}"
+        );
     }
 
     #[tokio::test]
