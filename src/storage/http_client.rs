@@ -94,14 +94,11 @@ pub(super) enum TrustedRoots {
     Only(Vec<CertificateDer<'static>>),
 }
 
-impl TrustedRoots {
-    /// The certificates of a PEM bundle.
-    pub(super) fn from_pem(pem: &[u8]) -> Result<TrustedRoots, String> {
-        let certs = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        Ok(TrustedRoots::Only(certs))
-    }
+/// The certificates of a PEM bundle (DER), parsed once for both clients.
+pub(super) fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
 }
 
 /// The time to connect, when `ClientOptions` name none.
@@ -123,15 +120,27 @@ fn duration_option(options: &ClientOptions, key: ClientConfigKey, default: Durat
 /// hyper's with bounded buffers, or reqwest when a proxy is set.
 #[derive(Debug, Clone)]
 pub(super) struct Connector {
-    /// `None`: reqwest, from `object_store`'s `ClientOptions`.
-    roots: Option<TrustedRoots>,
+    /// The TLS settings of every client this makes (the store's and the
+    /// credential services'), built once; `None`: reqwest, from `object_store`'s
+    /// `ClientOptions`.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Connector {
     /// Hyper's client trusting `roots`, unless [`proxy_in_environment`].
-    pub(super) fn new(roots: TrustedRoots) -> Connector {
-        let roots = (!proxy_in_environment()).then_some(roots);
-        Connector { roots }
+    pub(super) fn new(roots: &TrustedRoots) -> Result<Connector, String> {
+        if proxy_in_environment() {
+            return Ok(Connector { tls: None });
+        }
+        Connector::trusting(roots)
+    }
+
+    /// Hyper's client trusting `roots`.
+    fn trusting(roots: &TrustedRoots) -> Result<Connector, String> {
+        let tls = Self::tls_config(roots)?;
+        Ok(Connector {
+            tls: Some(Arc::new(tls)),
+        })
     }
 
     fn tls_config(roots: &TrustedRoots) -> Result<rustls::ClientConfig, String> {
@@ -163,13 +172,9 @@ impl Connector {
 
 impl HttpConnector for Connector {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let Some(roots) = &self.roots else {
+        let Some(tls) = &self.tls else {
             return ReqwestConnector::default().connect(options);
         };
-        let tls = Self::tls_config(roots).map_err(|message| object_store::Error::Generic {
-            store: "S3",
-            source: message.into(),
-        })?;
         let allow_http = options
             .get_config_value(&ClientConfigKey::AllowHttp)
             .is_some_and(|v| v == "true");
@@ -185,7 +190,7 @@ impl HttpConnector for Connector {
             ClientConfigKey::ConnectTimeout,
             CONNECT_TIMEOUT,
         )));
-        let schemes = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+        let schemes = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config((**tls).clone());
         let connector = if allow_http {
             schemes.https_or_http().enable_http1().wrap_connector(tcp)
         } else {
@@ -371,38 +376,42 @@ mod tests {
 
     fn client(options: ClientOptions) -> HttpClient {
         // Not `Connector::new`: a proxy in the test's environment must not change the client.
-        Connector {
-            roots: Some(TrustedRoots::Only(Vec::new())),
-        }
-        .connect(&options)
-        .unwrap()
+        Connector::trusting(&TrustedRoots::Only(Vec::new()))
+            .unwrap()
+            .connect(&options)
+            .unwrap()
     }
 
     /// A server on loopback that answers one request with `head`, then
-    /// `body`, then (if `stall`) keeps the connection open and silent.
-    async fn serve_once(head: String, body: Vec<u8>, stall: bool) -> String {
+    /// `body`, then (if `stall`) keeps the connection open and silent. Its
+    /// task ends with the request's head, lowercased.
+    async fn serve_once(
+        head: String,
+        body: Vec<u8>,
+        stall: bool,
+    ) -> (String, tokio::task::JoinHandle<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/bucket/key", listener.local_addr().unwrap());
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut request = Vec::new();
             let mut buf = [0u8; 4096];
             while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = socket.read(&mut buf).await.unwrap();
-                if n == 0 {
-                    return;
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
-                request.extend_from_slice(&buf[..n]);
             }
-            if socket.write_all(head.as_bytes()).await.is_err() {
-                return;
+            let request = String::from_utf8_lossy(&request).to_lowercase();
+            if socket.write_all(head.as_bytes()).await.is_ok() {
+                let _ = socket.write_all(&body).await;
+                if stall {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
             }
-            let _ = socket.write_all(&body).await;
-            if stall {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            }
+            request
         });
-        url
+        (url, server)
     }
 
     fn get(url: &str) -> HttpRequest {
@@ -415,7 +424,7 @@ mod tests {
     async fn body_frames_never_exceed_the_bounded_read_buffer() {
         let body: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
         let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
-        let url = serve_once(head, body.clone(), false).await;
+        let (url, _) = serve_once(head, body.clone(), false).await;
         let response = client(settings(Duration::from_secs(10)))
             .execute(get(&url))
             .await
@@ -442,7 +451,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_stops_arriving_fails_after_the_read_timeout() {
         let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n".to_string();
-        let url = serve_once(head, vec![7u8; 40], true).await;
+        let (url, _) = serve_once(head, vec![7u8; 40], true).await;
         let response = client(settings(Duration::from_millis(300)))
             .execute(get(&url))
             .await
@@ -454,7 +463,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_response_that_never_comes_fails_after_the_read_timeout() {
-        let url = serve_once(String::new(), Vec::new(), true).await;
+        let (url, _) = serve_once(String::new(), Vec::new(), true).await;
         let started = Instant::now();
         let err = client(settings(Duration::from_millis(300)))
             .execute(get(&url))
@@ -485,7 +494,7 @@ mod tests {
 
     #[tokio::test]
     async fn plain_http_is_refused_unless_allowed() {
-        let url = serve_once(
+        let (url, _) = serve_once(
             "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into(),
             Vec::new(),
             false,
@@ -501,19 +510,8 @@ mod tests {
 
     #[tokio::test]
     async fn requests_carry_barnacle_s_user_agent() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/b/k", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = socket.read(&mut buf).await.unwrap();
-                request.extend_from_slice(&buf[..n]);
-            }
-            let _ = socket.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
-            String::from_utf8_lossy(&request).to_lowercase()
-        });
+        let no_content = "HTTP/1.1 204 No Content\r\n\r\n".to_string();
+        let (url, server) = serve_once(no_content, Vec::new(), false).await;
         let response = client(settings(Duration::from_secs(5)))
             .execute(get(&url))
             .await
@@ -552,7 +550,7 @@ mod tests {
 
     #[test]
     fn a_pem_bundle_gives_only_its_certificates() {
-        let roots = TrustedRoots::from_pem(b"not a certificate").unwrap();
-        assert!(matches!(roots, TrustedRoots::Only(ref c) if c.is_empty()));
+        let certs = pem_certificates(b"not a certificate").unwrap();
+        assert!(certs.is_empty());
     }
 }

@@ -34,6 +34,7 @@ use object_store::{
 use super::describe::{classify, is_ambiguous, is_body_error};
 use super::http_client::{
     BARNACLE_USER_AGENT, CONNECT_TIMEOUT, Connector, REQUEST_TIMEOUT, TrustedRoots,
+    pem_certificates,
 };
 use super::{
     AddressingStyle, BucketState, DirListing, Encryption, ListedObject, ObjectInfo, PutAttrs,
@@ -147,21 +148,22 @@ fn client_options(
                 path.display()
             ))
         };
-        let certs = Certificate::from_pem_bundle(&pem).map_err(|e| not_pem(e.to_string()))?;
+        let certs = pem_certificates(&pem).map_err(not_pem)?;
         if certs.is_empty() {
             return Err(StorageError::Config(format!(
                 "CA bundle {} holds no certificate",
                 path.display()
             )));
         }
-        roots = TrustedRoots::from_pem(&pem).map_err(not_pem)?;
         // The bundle replaces the system's roots, as `AWS_CA_BUNDLE` does for
         // boto3 (and so for Barman); loading the 140-odd system roots was
         // about 3 ms of CPU and some heap in every call.
         client = client.with_no_system_certificates(true);
-        for cert in certs {
+        for cert in &certs {
+            let cert = Certificate::from_der(cert).map_err(|e| not_pem(e.to_string()))?;
             client = client.with_root_certificate(cert);
         }
+        roots = TrustedRoots::Only(certs);
     }
     Ok((client, roots))
 }
@@ -196,7 +198,7 @@ impl S3Backend {
             )));
         }
         let (client, roots) = client_options(opts, endpoint.as_deref())?;
-        let connector = Connector::new(roots);
+        let connector = Connector::new(&roots).map_err(StorageError::Config)?;
 
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
