@@ -96,22 +96,11 @@ pub(super) fn sorted_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// `None` when `key` is in the listing `keys`; else the checksum a HEAD of it
-/// shows (`Some(None)` if it has none). SeaweedFS's listing once left out an
-/// object stored 31 s before and still there after, LastModified unchanged,
-/// while another was written in the same directory (the archiver goes on
-/// after `wait_archived`): the object itself answers. The HEAD of a missing
-/// key panics.
-fn checksum_if_unlisted(
-    archive: &Archive,
-    keys: &BTreeSet<String>,
-    key: &str,
-) -> Option<Option<String>> {
-    if keys.contains(key) {
-        return None;
-    }
+/// The checksum barnacle stored with `key`, from a HEAD of it (which panics
+/// for a missing key).
+fn stored_sha(archive: &Archive, key: &str) -> Option<String> {
     let meta = archive.s3.head_metadata(&archive.bucket, key);
-    Some(meta.get("barnacle-sha256").cloned())
+    meta.get("barnacle-sha256").cloned()
 }
 
 /// Every WAL PostgreSQL considers archived is in the store and restores
@@ -136,21 +125,20 @@ pub(super) fn check_archive(archive: &Archive, pg: &PgCluster, keep: &Path, dir:
     for path in &kept {
         let name = file_name(path);
         let key = archive.wal_key(&name, ".gz");
-        if let Some(stored) = checksum_if_unlisted(archive, &keys, &key) {
+        // Unlisted, the object itself answers: SeaweedFS's listing once left
+        // out an object stored 31 s before and still there after, LastModified
+        // unchanged, while another was written in the same directory (the
+        // archiver goes on after `wait_archived`).
+        if !keys.contains(&key) {
             assert_eq!(
-                stored,
+                stored_sha(archive, &key),
                 Some(sha(path)),
                 "{name} archived but not in the store (not listed, and HEAD shows other content)"
             );
         }
         if name.ends_with(".backup") {
             // Not restorable (Barman's rule): its stored SHA-256 is compared.
-            let meta = archive.s3.head_metadata(&archive.bucket, &key);
-            assert_eq!(
-                meta.get("barnacle-sha256"),
-                Some(&sha(path)),
-                "{name} differs"
-            );
+            assert_eq!(stored_sha(archive, &key), Some(sha(path)), "{name} differs");
             continue;
         }
         let dest = out.join(&name);
@@ -163,9 +151,9 @@ pub(super) fn check_archive(archive: &Archive, pg: &PgCluster, keep: &Path, dir:
         let name = file_name(&entry.path());
         if !name.starts_with('.') {
             let key = archive.wal_key(&name, ".gz");
-            if let Some(stored) = checksum_if_unlisted(archive, &keys, &key) {
+            if !keys.contains(&key) {
                 assert!(
-                    stored.is_some(),
+                    stored_sha(archive, &key).is_some(),
                     "marker for {name}, which is not in the store"
                 );
             }

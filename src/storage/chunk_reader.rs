@@ -68,13 +68,13 @@ impl ChunkReader {
     /// (up to 64 KiB, `http_client`; 408 KiB under reqwest, behind a proxy),
     /// and the slice keeps the whole buffer alive until its last byte is
     /// read: every chunk waiting here made the connection allocate another
-    /// buffer. Copying lazily, a piece only when the channel has room, peaked
-    /// no lower (13.2 against 12.9 MiB, with reqwest's buffers): the chunk
-    /// held meanwhile has the same effect. Copied, the connection refills its own buffer, and
-    /// each piece is freed once read. `restore -p 4` of poorly compressible
-    /// WAL over HTTPS (four downloads at once): peak RSS 16.1 → 13.9 MiB,
-    /// median of 12 interleaved calls (docs/benchmarks.md, "Downloads copied
-    /// out of the HTTP client's buffers").
+    /// buffer. Copied, the connection refills its own buffer, and each piece
+    /// is freed once read. `restore -p 4` of poorly compressible WAL over
+    /// HTTPS (four downloads at once): peak RSS 16.1 → 13.9 MiB, median of 12
+    /// interleaved calls (docs/benchmarks.md, "Downloads copied out of the
+    /// HTTP client's buffers"). Copying lazily, a piece only when the channel
+    /// has room, peaked no lower (13.2 against 12.9 MiB, with reqwest's
+    /// buffers): the chunk held meanwhile has the same effect.
     pub fn spawn(mut chunks: BoxStream<'static, Result<Bytes>>) -> ChunkReader {
         let (tx, rx) = mpsc::channel(PIECES_AHEAD);
         tokio::spawn(async move {
