@@ -116,6 +116,11 @@ fn kill_storm_loses_nothing() {
     let (mut pg, newest_done, history) = load_with_kills(&mut cx);
     phase("archive checks", &cx);
     cx.verified += check_archive(&cx.archive, &pg, &cx.keep, &cx.dir);
+    // The primary keeps writing WAL while it runs (autovacuum after pgbench
+    // fills 1 MiB segments), and its archiver pushes them: the deletes' re-run
+    // would then see new keys that no delete made (seen in CI 2026-12-05).
+    // A stopped primary has archived its last ready segment and writes no more.
+    pg.stop();
     let catalog = check_backups(&cx);
     phase("base restores", &cx);
     killed_base_restores(&mut cx, &newest_done);
@@ -123,11 +128,6 @@ fn kill_storm_loses_nothing() {
     let spool_tmp = recovery_with_kills(&mut cx, &newest_done, &history);
     phase("WAL restores", &cx);
     top_up_wal_restores(&mut cx);
-    // The primary keeps writing WAL while it runs (autovacuum after pgbench
-    // fills 1 MiB segments), and its archiver pushes them: a delete's re-run
-    // would then see new keys that no delete made (seen in CI 2026-12-05).
-    // A stopped primary has archived its last ready segment and writes no more.
-    pg.stop();
     phase("deletes", &cx);
     killed_deletes_converge(&mut cx, &catalog, &newest_done);
 
