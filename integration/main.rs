@@ -18,6 +18,7 @@ mod fault_proxy;
 mod faults;
 mod harness;
 mod harness_smoke;
+mod http_proxy;
 mod kill_storm;
 mod manifests;
 mod proxy;

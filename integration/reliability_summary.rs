@@ -193,6 +193,14 @@ pub fn secrets_of(cmd: &Command) -> Vec<String> {
         if SECRET_VARS.contains(&name) {
             out.push(value.to_string());
         }
+        // A proxy's password, in `http://user:password@host:port`.
+        if name.to_ascii_uppercase().ends_with("_PROXY")
+            && let Some((userinfo, _)) =
+                value.split_once("://").and_then(|(_, r)| r.split_once('@'))
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            out.push(password.to_string());
+        }
         if name == "AWS_WEB_IDENTITY_TOKEN_FILE"
             && let Ok(token) = fs::read_to_string(value)
         {

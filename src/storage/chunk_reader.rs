@@ -65,7 +65,7 @@ impl ChunkReader {
     ///
     /// Each chunk is copied into pieces as it arrives and dropped at once. A
     /// chunk from the HTTP client is a slice of its connection's read buffer
-    /// (up to 64 KiB, `http_client`; 408 KiB under reqwest, behind a proxy),
+    /// (up to 64 KiB, `http_client`; 408 KiB under reqwest, behind a TLS or SOCKS proxy),
     /// and the slice keeps the whole buffer alive until its last byte is
     /// read: every chunk waiting here made the connection allocate another
     /// buffer. Copied, the connection refills its own buffer, and each piece

@@ -29,9 +29,10 @@
 //!   connections kept alive 90 s, TCP_NODELAY, HTTP/1.1 only (as reqwest is
 //!   built here).
 //!
-//! Proxies are the exception: when one is set in the environment (reqwest's
-//! variables, see [`proxy_in_environment`]), barnacle keeps reqwest, which
-//! implements them, and with it reqwest's read buffers.
+//! * Proxies from the environment, as reqwest reads them (`http_proxy`):
+//!   `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`. A proxy this
+//!   client cannot reach (over TLS, or SOCKS) leaves the store to reqwest,
+//!   which implements those, with its unbounded read buffers.
 
 use std::error::Error as StdError;
 use std::io;
@@ -56,6 +57,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::time::{Instant, Sleep};
 
+use super::http_proxy::{Proxies, ProxyConnector};
+
 /// The most hyper reads into a connection's buffer at once (its default is
 /// 408 KiB; hyper's floor is 8 KiB). 64 KiB is four TLS records, and a
 /// download's 64 KiB pieces (`ChunkReader`) are copied from it.
@@ -66,24 +69,6 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// The `User-Agent` of every request.
 pub(super) const BARNACLE_USER_AGENT: &str = concat!("barnacle/", env!("CARGO_PKG_VERSION"));
-
-/// The environment variables reqwest reads a proxy from.
-const PROXY_VARIABLES: [&str; 6] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
-
-/// Whether a proxy is set in the environment: requests must then go through
-/// reqwest, which implements proxies (this client does not).
-pub(super) fn proxy_in_environment() -> bool {
-    PROXY_VARIABLES
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
-}
 
 /// Which certificates a server's must chain to.
 #[derive(Debug, Clone)]
@@ -117,29 +102,34 @@ fn duration_option(options: &ClientOptions, key: ClientConfigKey, default: Durat
 }
 
 /// Builds the client for `object_store` (`AmazonS3Builder::with_http_connector`):
-/// hyper's with bounded buffers, or reqwest when a proxy is set.
+/// hyper's with bounded buffers, or reqwest behind a proxy only it can reach.
 #[derive(Debug, Clone)]
 pub(super) struct Connector {
     /// The TLS settings of every client this makes (the store's and the
     /// credential services'), built once; `None`: reqwest, from `object_store`'s
     /// `ClientOptions`.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The environment's proxies, read once.
+    proxies: Proxies,
 }
 
 impl Connector {
-    /// Hyper's client trusting `roots`, unless [`proxy_in_environment`].
+    /// Hyper's client trusting `roots`, through the environment's proxies;
+    /// reqwest if one of them is not an `http://` proxy.
     pub(super) fn new(roots: &TrustedRoots) -> Result<Connector, String> {
-        if proxy_in_environment() {
-            return Ok(Connector { tls: None });
+        let proxies = Proxies::from_env();
+        if proxies.needs_reqwest() {
+            return Ok(Connector { tls: None, proxies });
         }
-        Connector::trusting(roots)
+        Connector::trusting(roots, proxies)
     }
 
-    /// Hyper's client trusting `roots`.
-    fn trusting(roots: &TrustedRoots) -> Result<Connector, String> {
+    /// Hyper's client trusting `roots`, through `proxies`.
+    fn trusting(roots: &TrustedRoots, proxies: Proxies) -> Result<Connector, String> {
         let tls = Self::tls_config(roots)?;
         Ok(Connector {
             tls: Some(Arc::new(tls)),
+            proxies,
         })
     }
 
@@ -190,6 +180,7 @@ impl HttpConnector for Connector {
             ClientConfigKey::ConnectTimeout,
             CONNECT_TIMEOUT,
         )));
+        let tcp = ProxyConnector::new(tcp, self.proxies.clone());
         let schemes = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config((**tls).clone());
         let connector = if allow_http {
             schemes.https_or_http().enable_http1().wrap_connector(tcp)
@@ -203,6 +194,7 @@ impl HttpConnector for Connector {
             .build(connector);
         Ok(HttpClient::new(BoundedClient {
             client,
+            proxies: self.proxies.clone(),
             user_agent,
             read_timeout: duration_option(
                 options,
@@ -216,7 +208,9 @@ impl HttpConnector for Connector {
 
 #[derive(Debug)]
 struct BoundedClient {
-    client: Client<HttpsConnector<TcpConnector>, HttpRequestBody>,
+    client: Client<HttpsConnector<ProxyConnector>, HttpRequestBody>,
+    /// For the credentials of a proxy plain-HTTP requests are sent to.
+    proxies: Proxies,
     /// Sent unless the request has its own.
     user_agent: HeaderValue,
     read_timeout: Duration,
@@ -233,6 +227,8 @@ impl HttpService for BoundedClient {
                 .headers_mut()
                 .insert(USER_AGENT, self.user_agent.clone());
         }
+        let uri = request.uri().clone();
+        self.proxies.authorize(&uri, request.headers_mut());
         let head_by = deadline.min(start + self.read_timeout);
         let response = match tokio::time::timeout_at(head_by, self.client.request(request)).await {
             Ok(Ok(response)) => response,
@@ -362,6 +358,7 @@ fn kind_of(err: &(dyn StdError + 'static)) -> HttpErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper_util::client::proxy::matcher::Matcher;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -376,7 +373,7 @@ mod tests {
 
     fn client(options: ClientOptions) -> HttpClient {
         // Not `Connector::new`: a proxy in the test's environment must not change the client.
-        Connector::trusting(&TrustedRoots::Only(Vec::new()))
+        Connector::trusting(&TrustedRoots::Only(Vec::new()), Proxies::default())
             .unwrap()
             .connect(&options)
             .unwrap()
@@ -522,6 +519,96 @@ mod tests {
             request.contains(&format!("user-agent: {BARNACLE_USER_AGENT}").to_lowercase()),
             "{request}"
         );
+    }
+
+    /// A client whose proxies are `matcher`'s (not the environment's).
+    fn proxied_client(matcher: Matcher) -> HttpClient {
+        Connector::trusting(
+            &TrustedRoots::Only(Vec::new()),
+            Proxies::from_matcher(matcher),
+        )
+        .unwrap()
+        .connect(&settings(Duration::from_secs(5)))
+        .unwrap()
+    }
+
+    /// `HOST:PORT` of the server at `url`.
+    fn authority_of(url: &str) -> &str {
+        url.trim_start_matches("http://").split('/').next().unwrap()
+    }
+
+    /// `http://user:secret@HOST:PORT` of the server at `url`.
+    fn proxy_url(url: &str) -> String {
+        format!("http://user:secret@{}", authority_of(url))
+    }
+
+    /// The proxy got `line` first, and the credentials of [`proxy_url`]:
+    /// base64("user:secret"), lowercased with the rest of the head.
+    fn assert_proxy_request(request: &str, line: &str) {
+        assert!(request.starts_with(&format!("{line}\r\n")), "{request}");
+        assert!(
+            request.contains("proxy-authorization: basic dxnlcjpzzwnyzxq="),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_http_goes_whole_to_the_proxy_with_its_credentials() {
+        let no_content = "HTTP/1.1 204 No Content\r\n\r\n".to_string();
+        let (url, proxy) = serve_once(no_content, Vec::new(), false).await;
+        let client = proxied_client(Matcher::builder().http(proxy_url(&url)).build());
+        let response = client
+            .execute(get("http://barnacle.invalid:9000/bucket/key"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        let request = proxy.await.unwrap();
+        assert_proxy_request(
+            &request,
+            "get http://barnacle.invalid:9000/bucket/key http/1.1",
+        );
+    }
+
+    #[tokio::test]
+    async fn https_goes_through_a_connect_tunnel_and_a_refusal_names_the_proxy() {
+        let forbidden = "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n".to_string();
+        let (url, proxy) = serve_once(forbidden, Vec::new(), false).await;
+        let client = proxied_client(Matcher::builder().https(proxy_url(&url)).build());
+        let err = client
+            .execute(get("https://barnacle.invalid:9443/bucket/key"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), HttpErrorKind::Connect, "{err}");
+        let text = super::super::describe::chain_text(&err);
+        let expected = format!("through the proxy at {}: tunnel error", authority_of(&url));
+        assert!(text.contains(&expected), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        let request = proxy.await.unwrap();
+        assert_proxy_request(&request, "connect barnacle.invalid:9443 http/1.1");
+    }
+
+    #[tokio::test]
+    async fn no_proxy_hosts_are_reached_directly() {
+        let no_content = "HTTP/1.1 204 No Content\r\n\r\n".to_string();
+        let (url, _) = serve_once(no_content, Vec::new(), false).await;
+        // Nothing listens at the proxy's port 9 (discard) on loopback.
+        let matcher = Matcher::builder()
+            .all("http://127.0.0.1:9")
+            .no("127.0.0.1")
+            .build();
+        let response = proxied_client(matcher).execute(get(&url)).await.unwrap();
+        assert_eq!(response.status(), 204);
+    }
+
+    #[test]
+    fn proxies_over_tls_or_socks_are_left_to_reqwest() {
+        let needs = |proxy: &str| {
+            Proxies::from_matcher(Matcher::builder().all(proxy).build()).needs_reqwest()
+        };
+        assert!(!needs("http://proxy.example:3128"));
+        assert!(needs("https://proxy.example:3128"));
+        assert!(needs("socks5://proxy.example:1080"));
+        assert!(!Proxies::from_matcher(Matcher::builder().build()).needs_reqwest());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub mod chunk_reader;
 mod describe;
 #[cfg(feature = "s3")]
 mod http_client;
+#[cfg(feature = "s3")]
+mod http_proxy;
 mod local;
 #[cfg(feature = "s3")]
 pub mod profile;
