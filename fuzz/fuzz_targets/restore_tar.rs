@@ -73,7 +73,9 @@ fuzz_target!(|data: &[u8]| {
     let root = scratch();
     let dest = root.join("data");
     if let Ok(decoded) = codec::decoder(compression, part) {
-        let _ = extract_tar(decoded.take(64 << 20), &dest);
+        // Small reads, as a stream's buffers hand the data out in pieces.
+        let pieces = std::io::BufReader::with_capacity(4096, decoded.take(64 << 20));
+        let _ = extract_tar(pieces, &dest);
     }
     // Nothing but `data` may exist in the scratch directory.
     let outside: Vec<_> = fs::read_dir(root)

@@ -32,7 +32,7 @@
 //! direct I/O (`docs/benchmarks.md`, "Base restore: writing behind").
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, BufRead};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -283,30 +283,28 @@ impl RestoredFile {
         self.file
     }
 
-    /// Copies everything `from` yields into the file through `buf`; returns
-    /// the byte count. A large file's writes are timed until the page cache
-    /// proves dear; from then on (or from the start, when an earlier file
-    /// proved it), the file is written behind.
+    /// Writes everything `from` yields into the file, straight from its
+    /// buffer; returns the byte count. A large file's writes are timed until
+    /// the page cache proves dear; from then on (or from the start, when an
+    /// earlier file proved it), the file is written behind.
     pub fn copy_from(
         &mut self,
-        from: &mut dyn Read,
-        buf: &mut [u8],
+        from: &mut dyn BufRead,
         writes: &mut LargeWrites,
     ) -> io::Result<u64> {
         if !self.large {
-            return Ok(self.write_from(from, buf, 0, |_, _, _| false)?.0);
+            return Ok(self.write_from(from, 0, |_, _, _| false)?.0);
         }
         let mut total = 0;
         if !writes.page_cache.is_dear() {
             let cost = &mut writes.page_cache;
-            let (written, ended) =
-                self.write_from(from, buf, 0, |n, _, took| cost.record(n, took))?;
+            let (written, ended) = self.write_from(from, 0, |n, _, took| cost.record(n, took))?;
             if ended {
                 return Ok(written);
             }
             total = written;
         }
-        self.copy_behind(from, buf, total)
+        self.copy_behind(from, total)
     }
 
     /// Writes what `from` yields from offset `total` on, until it ends
@@ -315,18 +313,19 @@ impl RestoredFile {
     /// reached.
     fn write_from(
         &self,
-        from: &mut dyn Read,
-        buf: &mut [u8],
+        from: &mut dyn BufRead,
         mut total: u64,
         mut stop: impl FnMut(usize, u64, Duration) -> bool,
     ) -> io::Result<(u64, bool)> {
         loop {
-            let n = read_some(from, buf)?;
-            if n == 0 {
+            let piece = fill_some(from)?;
+            if piece.is_empty() {
                 return Ok((total, true));
             }
+            let n = piece.len();
             let started = Instant::now();
-            self.file.write_all_at(&buf[..n], total)?;
+            self.file.write_all_at(piece, total)?;
+            from.consume(n);
             total += n as u64;
             if stop(n, total, started.elapsed()) {
                 return Ok((total, false));
@@ -341,7 +340,7 @@ impl RestoredFile {
     /// cost system time, which then overlaps with inflating the next run.
     /// At most two runs wait for that thread, so the page cache the restore
     /// holds stays bounded.
-    fn copy_behind(&self, from: &mut dyn Read, buf: &mut [u8], total: u64) -> io::Result<u64> {
+    fn copy_behind(&self, from: &mut dyn BufRead, total: u64) -> io::Result<u64> {
         let file = &self.file;
         let (written_tx, written_rx) = mpsc::sync_channel::<u64>(1);
         std::thread::scope(|scope| {
@@ -362,13 +361,13 @@ impl RestoredFile {
                     // Out of threads (a pid or memory limit): the rest of the
                     // file is written the ordinary way.
                     tracing::warn!(error = %e, "no thread to write behind: writing through the page cache");
-                    return Ok(self.write_from(from, buf, total, |_, _, _| false)?.0);
+                    return Ok(self.write_from(from, total, |_, _, _| false)?.0);
                 }
             };
             let mut handed = 0;
             // A send fails only when the thread stopped on an error, which
             // its join below returns.
-            let copied = self.write_from(from, buf, total, |_, written, _| {
+            let copied = self.write_from(from, total, |_, written, _| {
                 if written - handed < WRITE_BEHIND {
                     return false;
                 }
@@ -388,19 +387,24 @@ impl RestoredFile {
     }
 }
 
-/// One `read`, retried when interrupted.
-fn read_some(from: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+/// `fill_buf`, retried when interrupted.
+fn fill_some(from: &mut dyn BufRead) -> io::Result<&[u8]> {
+    // The retry cannot hold the borrow of a failed attempt (the borrow
+    // checker's known limit with loops): ask again once it is known to work.
     loop {
-        match from.read(buf) {
+        match from.fill_buf() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
+            Err(e) => return Err(e),
+            Ok(_) => break,
         }
     }
+    from.fill_buf()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     fn sample(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 + i / 4099) as u8).collect()
@@ -455,8 +459,8 @@ mod tests {
     ) -> (Vec<u8>, usize) {
         let path = dir.join(name);
         let mut file = RestoredFile::create(&path, data.len() as u64).unwrap();
-        let mut buf = vec![0; 64 * 1024];
-        let n = file.copy_from(from, &mut buf, writes).unwrap();
+        let mut from = io::BufReader::with_capacity(64 * 1024, from);
+        let n = file.copy_from(&mut from, writes).unwrap();
         assert_eq!(n, data.len() as u64);
         drop(file);
         let resident = resident_pages(&path);

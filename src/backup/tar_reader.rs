@@ -19,15 +19,19 @@
 //!   deepest first, as `extractall` does; ownership is left to the running
 //!   user; FIFOs and devices are skipped and counted.
 //!
-//! PAX and GNU long names and links are decoded by the `tar` crate.
+//! PAX and GNU long names and links are decoded by the `tar` crate. The
+//! data of regular files is written straight from the stream's buffers
+//! ([`SharedStream`]).
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes};
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tar::EntryType;
@@ -94,18 +98,19 @@ fn components(name: &[u8]) -> io::Result<Vec<&[u8]>> {
     Ok(out)
 }
 
-struct Extractor<'a> {
+struct Extractor<'a, R> {
     dest: &'a Path,
+    /// The stream the `tar` crate reads the headers from, for the data.
+    stream: SharedStream<R>,
     /// Directories below `dest` known to be real directories (relative).
     known_dirs: HashSet<PathBuf>,
     /// (relative path, mode, mtime) of directory members, applied at the end.
     dir_attrs: Vec<(PathBuf, u32, SystemTime)>,
     stats: ExtractStats,
-    buf: Vec<u8>,
     large_writes: LargeWrites,
 }
 
-impl Extractor<'_> {
+impl<R: BufRead> Extractor<'_, R> {
     /// Makes sure every parent of `rel` is a real directory inside `dest`,
     /// creating missing ones when `create`.
     fn parents(&mut self, rel: &Path, name: &[u8], create: bool) -> io::Result<()> {
@@ -149,7 +154,7 @@ impl Extractor<'_> {
     }
 
     /// Extracts member `entry`, whose name is `name`.
-    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>, name: &[u8]) -> io::Result<()> {
+    fn entry<E: Read>(&mut self, mut entry: tar::Entry<'_, E>, name: &[u8]) -> io::Result<()> {
         let kind = entry.header().entry_type();
         let parts = components(name)?;
         let rel: PathBuf = parts.iter().map(|c| OsStr::from_bytes(c)).collect();
@@ -172,8 +177,18 @@ impl Extractor<'_> {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.parents(&rel, name, true)?;
                 self.clear(&abs, name)?;
-                let mut out = RestoredFile::create(&abs, entry.size())?;
-                let n = out.copy_from(&mut entry, &mut self.buf, &mut self.large_writes)?;
+                let size = entry.size();
+                let mut out = RestoredFile::create(&abs, size)?;
+                let n = if kind == EntryType::GNUSparse {
+                    // Its holes are the crate's to fill in: read through it.
+                    let mut from = io::BufReader::with_capacity(super::RESTORE_BUFFER, &mut entry);
+                    out.copy_from(&mut from, &mut self.large_writes)?
+                } else {
+                    let mut data = self.stream.data(size)?;
+                    let n = out.copy_from(&mut data, &mut self.large_writes)?;
+                    data.finish()?;
+                    n
+                };
                 let file = out.into_file();
                 file.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))?;
                 file.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -280,17 +295,139 @@ fn parse_pax_time(value: &[u8]) -> Option<SystemTime> {
     }
 }
 
+/// The decompressed tar stream, shared by the `tar` crate, which reads the
+/// headers (and long names, PAX records) through it, and the extractor, which
+/// writes each regular file's data straight from the stream's buffers
+/// ([`SharedStream::data`]) instead of having the crate copy every byte into
+/// a buffer first (7% of a base restore's CPU; docs/benchmarks.md, "HTTP
+/// proxies through the same client").
+///
+/// What the extractor takes behind the crate's back is owed to the crate,
+/// which still counts that data as unread: it skips a member's unread data
+/// by reading and discarding it (`tar::Archive` over a stream that cannot
+/// seek), and those reads are answered from `owed`, without touching the
+/// stream, before the member's padding is read for real.
+struct SharedStream<R> {
+    shared: Rc<RefCell<Shared<R>>>,
+}
+
+struct Shared<R> {
+    reader: R,
+    /// Bytes taken by the extractor that the crate has yet to skip.
+    owed: u64,
+}
+
+impl<R> Clone for SharedStream<R> {
+    fn clone(&self) -> Self {
+        SharedStream {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<R: BufRead> SharedStream<R> {
+    fn new(reader: R) -> Self {
+        SharedStream {
+            shared: Rc::new(RefCell::new(Shared { reader, owed: 0 })),
+        }
+    }
+
+    /// The next `size` bytes (the data of the member whose header the crate
+    /// just read), owed to the crate as they are consumed.
+    fn data(&self, size: u64) -> io::Result<MemberData<'_, R>> {
+        Ok(MemberData {
+            shared: self.shared.try_borrow_mut().map_err(in_use)?,
+            left: size,
+        })
+    }
+}
+
+/// The stream is read by one side at a time; this is never met.
+fn in_use(_: std::cell::BorrowMutError) -> io::Error {
+    io::Error::other("the tar stream is read from two places at once")
+}
+
+impl<R: BufRead> Read for SharedStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut shared = self.shared.try_borrow_mut().map_err(in_use)?;
+        if shared.owed > 0 {
+            // The crate discards what it reads here (see above).
+            let n = shared.owed.min(buf.len() as u64);
+            shared.owed -= n;
+            return Ok(n as usize);
+        }
+        shared.reader.read(buf)
+    }
+}
+
+/// One member's data, read from the stream's own buffers.
+struct MemberData<'a, R> {
+    shared: std::cell::RefMut<'a, Shared<R>>,
+    left: u64,
+}
+
+impl<R: BufRead> MemberData<'_, R> {
+    /// Fails unless all of the member's data was read.
+    fn finish(self) -> io::Result<()> {
+        if self.left > 0 {
+            return Err(truncated());
+        }
+        Ok(())
+    }
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the archive ends inside a member's data",
+    )
+}
+
+impl<R: BufRead> Read for MemberData<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for MemberData<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.left == 0 {
+            return Ok(&[]);
+        }
+        let left = self.left;
+        let available = self.shared.reader.fill_buf()?;
+        if available.is_empty() {
+            return Err(truncated());
+        }
+        let n = available
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        Ok(&available[..n])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.shared.reader.consume(n);
+        self.left -= n as u64;
+        self.shared.owed += n as u64;
+    }
+}
+
 /// Extracts one tar stream (already decompressed) into `dest`, which is
 /// created if missing. Stops at the end-of-archive marker.
-pub fn extract_tar<R: Read>(reader: R, dest: &Path) -> io::Result<ExtractStats> {
+pub fn extract_tar<R: BufRead>(reader: R, dest: &Path) -> io::Result<ExtractStats> {
     fs::create_dir_all(dest)?;
-    let mut archive = tar::Archive::new(reader);
+    let stream = SharedStream::new(reader);
+    let mut archive = tar::Archive::new(stream.clone());
     let mut x = Extractor {
         dest,
+        stream,
         known_dirs: HashSet::new(),
         dir_attrs: Vec::new(),
         stats: ExtractStats::default(),
-        buf: vec![0; super::RESTORE_BUFFER],
         large_writes: LargeWrites::default(),
     };
     for entry in archive.entries()? {

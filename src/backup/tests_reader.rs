@@ -167,3 +167,77 @@ fn specials_are_skipped_and_extraction_stops_at_the_end_marker() {
     assert_eq!((stats.files, stats.skipped, stats.bytes), (1, 1, 1));
     assert!(!t.path().join("fifo").exists());
 }
+
+/// Every file of `dir` (recursively, symlinks not followed): path → content.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let kind = fs::symlink_metadata(&p).unwrap().file_type();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if kind.is_dir() {
+                todo.push(p);
+            } else if kind.is_file() {
+                out.insert(rel, fs::read(&p).unwrap());
+            } else {
+                let target = fs::read_link(&p).unwrap().into_os_string();
+                out.insert(rel, std::os::unix::ffi::OsStringExt::into_vec(target));
+            }
+        }
+    }
+    out
+}
+
+/// File data is written straight from the stream's pieces, whatever their
+/// size and however they fall across members, padding and long-name or PAX
+/// records: every file whole, every header found where it is.
+#[test]
+fn file_data_is_written_from_the_stream_s_pieces_of_any_size() {
+    use tar::EntryType::*;
+    let sizes = [0usize, 1, 511, 512, 513, 4096, 70_001];
+    let data = |i: usize, n: usize| -> Vec<u8> { (0..n).map(|j| (j * 7 + i) as u8).collect() };
+    let members: Vec<Vec<u8>> = (sizes.iter().enumerate())
+        .map(|(i, &n)| raw(format!("f{i}").as_bytes(), Regular, b"", &data(i, n)))
+        .collect();
+    let made = archive(&members);
+    for (tag, bytes) in [("made", &made[..]), ("pax", PAX), ("gnu", GNU)] {
+        let whole = TempDir::new("pieces-whole");
+        extract_tar(bytes, whole.path()).unwrap();
+        let expected = tree(whole.path());
+        assert!(!expected.is_empty(), "{tag}");
+        if tag == "made" {
+            for (i, &n) in sizes.iter().enumerate() {
+                assert_eq!(expected[&format!("f{i}")], data(i, n), "f{i}");
+            }
+        }
+        for piece in [1, 7, 100, 512, 4096] {
+            let t = TempDir::new("pieces");
+            let stats = extract_tar(io::BufReader::with_capacity(piece, bytes), t.path())
+                .unwrap_or_else(|e| panic!("{tag}, pieces of {piece}: {e}"));
+            assert_eq!(tree(t.path()), expected, "{tag}, pieces of {piece}");
+            if tag == "made" {
+                assert_eq!(stats.files, sizes.len() as u64);
+                assert_eq!(stats.bytes, sizes.iter().sum::<usize>() as u64);
+            }
+        }
+    }
+}
+
+/// An archive that ends inside a member's data is an error naming the member.
+#[test]
+fn an_archive_cut_inside_a_member_s_data_is_refused() {
+    use tar::EntryType::*;
+    let a = archive(&[
+        raw(b"first", Regular, b"", &[1u8; 700]),
+        raw(b"second", Regular, b"", &[2u8; 5000]),
+    ]);
+    // The end blocks, the second member's padding and 100 of its bytes gone.
+    let cut = &a[..a.len() - 1024 - (5120 - 5000) - 100];
+    let t = TempDir::new("cut");
+    let err = extract_tar(io::BufReader::with_capacity(333, cut), t.path()).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    assert!(err.to_string().contains("second"), "{err}");
+    assert_eq!(fs::read(t.path().join("first")).unwrap(), vec![1u8; 700]);
+}

@@ -3,7 +3,7 @@
 //! `PIECES_AHEAD` pieces of a chunk wait in between: memory stays bounded
 //! whatever the object's size.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -102,8 +102,9 @@ impl ChunkReader {
     }
 }
 
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl BufRead for ChunkReader {
+    /// The rest of the current chunk, or the next one once it is read.
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.pos == self.current.len() {
             let read = std::mem::take(&mut self.current);
             if let Some(recycle) = &self.recycle
@@ -121,12 +122,23 @@ impl Read for ChunkReader {
                     }
                     return Err(io::Error::other(message));
                 }
-                None => return Ok(0),
+                None => return Ok(&[]),
             }
         }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(&self.current[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.current.len());
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
