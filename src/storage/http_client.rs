@@ -227,8 +227,7 @@ impl HttpService for BoundedClient {
                 .headers_mut()
                 .insert(USER_AGENT, self.user_agent.clone());
         }
-        let uri = request.uri().clone();
-        self.proxies.authorize(&uri, request.headers_mut());
+        self.proxies.authorize(&mut request);
         let head_by = deadline.min(start + self.read_timeout);
         let response = match tokio::time::timeout_at(head_by, self.client.request(request)).await {
             Ok(Ok(response)) => response,
