@@ -184,10 +184,9 @@ impl<R: BufRead> Extractor<'_, R> {
                     let mut from = io::BufReader::with_capacity(super::RESTORE_BUFFER, &mut entry);
                     out.copy_from(&mut from, &mut self.large_writes)?
                 } else {
-                    let mut data = self.stream.data(size)?;
-                    let n = out.copy_from(&mut data, &mut self.large_writes)?;
-                    data.finish()?;
-                    n
+                    let writes = &mut self.large_writes;
+                    self.stream
+                        .member_data(size, |data| out.copy_from(data, writes))?
                 };
                 let file = out.into_file();
                 file.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))?;
@@ -298,7 +297,7 @@ fn parse_pax_time(value: &[u8]) -> Option<SystemTime> {
 /// The decompressed tar stream, shared by the `tar` crate, which reads the
 /// headers (and long names, PAX records) through it, and the extractor, which
 /// writes each regular file's data straight from the stream's buffers
-/// ([`SharedStream::data`]) instead of having the crate copy every byte into
+/// ([`SharedStream::member_data`]) instead of having the crate copy every byte into
 /// a buffer first (7% of a base restore's CPU; docs/benchmarks.md, "HTTP
 /// proxies through the same client").
 ///
@@ -332,13 +331,28 @@ impl<R: BufRead> SharedStream<R> {
         }
     }
 
-    /// The next `size` bytes (the data of the member whose header the crate
-    /// just read), owed to the crate as they are consumed.
-    fn data(&self, size: u64) -> io::Result<MemberData<'_, R>> {
-        Ok(MemberData {
-            shared: self.shared.try_borrow_mut().map_err(in_use)?,
-            left: size,
-        })
+    /// Hands `write` the next `size` bytes (the data of the member whose
+    /// header the crate just read), straight from the stream's buffers, and
+    /// owes what it took to the crate. Fails unless all of them were there.
+    fn member_data(
+        &self,
+        size: u64,
+        write: impl FnOnce(&mut dyn BufRead) -> io::Result<u64>,
+    ) -> io::Result<u64> {
+        let mut shared = self.shared.try_borrow_mut().map_err(in_use)?;
+        let shared = &mut *shared;
+        let mut data = (&mut shared.reader).take(size);
+        let written = write(&mut data);
+        let left = data.limit();
+        shared.owed += size - left;
+        let written = written?;
+        if left > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive ends inside a member's data",
+            ));
+        }
+        Ok(written)
     }
 }
 
@@ -357,62 +371,6 @@ impl<R: BufRead> Read for SharedStream<R> {
             return Ok(n as usize);
         }
         shared.reader.read(buf)
-    }
-}
-
-/// One member's data, read from the stream's own buffers.
-struct MemberData<'a, R> {
-    shared: std::cell::RefMut<'a, Shared<R>>,
-    left: u64,
-}
-
-impl<R: BufRead> MemberData<'_, R> {
-    /// Fails unless all of the member's data was read.
-    fn finish(self) -> io::Result<()> {
-        if self.left > 0 {
-            return Err(truncated());
-        }
-        Ok(())
-    }
-}
-
-fn truncated() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the archive ends inside a member's data",
-    )
-}
-
-impl<R: BufRead> Read for MemberData<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for MemberData<'_, R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.left == 0 {
-            return Ok(&[]);
-        }
-        let left = self.left;
-        let available = self.shared.reader.fill_buf()?;
-        if available.is_empty() {
-            return Err(truncated());
-        }
-        let n = available
-            .len()
-            .min(usize::try_from(left).unwrap_or(usize::MAX));
-        Ok(&available[..n])
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.shared.reader.consume(n);
-        self.left -= n as u64;
-        self.shared.owed += n as u64;
     }
 }
 
