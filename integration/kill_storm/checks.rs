@@ -127,8 +127,8 @@ pub(super) fn check_archive(archive: &Archive, pg: &PgCluster, keep: &Path, dir:
         let key = archive.wal_key(&name, ".gz");
         // Unlisted, the object itself answers: SeaweedFS's listing once left
         // out an object stored 31 s before and still there after, LastModified
-        // unchanged, while another was written in the same directory (the
-        // archiver goes on after `wait_archived`).
+        // unchanged, while another was written in the same directory (by the
+        // archiver, then still running; the primary is stopped by now).
         if !keys.contains(&key) {
             assert_eq!(
                 stored_sha(archive, &key),

@@ -114,13 +114,14 @@ fn kill_storm_loses_nothing() {
         );
     };
     let (mut pg, newest_done, history) = load_with_kills(&mut cx);
+    // The primary keeps writing WAL while it runs (autovacuum after pgbench
+    // fills 1 MiB segments), and its archiver pushes them: every check below
+    // would race it (the deletes' re-run saw new keys that no delete made,
+    // CI 2026-12-05). A stopped primary has archived its last ready segment
+    // and writes no more; its data directory stays for the checks.
+    pg.stop();
     phase("archive checks", &cx);
     cx.verified += check_archive(&cx.archive, &pg, &cx.keep, &cx.dir);
-    // The primary keeps writing WAL while it runs (autovacuum after pgbench
-    // fills 1 MiB segments), and its archiver pushes them: the deletes' re-run
-    // would then see new keys that no delete made (seen in CI 2026-12-05).
-    // A stopped primary has archived its last ready segment and writes no more.
-    pg.stop();
     let catalog = check_backups(&cx);
     phase("base restores", &cx);
     killed_base_restores(&mut cx, &newest_done);
