@@ -4,9 +4,11 @@
 //! "hard" segment (index builds, TPC-B full-page images, random text, ~2-10x),
 //! each the median-compressible segment of its corpus:
 //!
-//! * `KIND/gzip`: levels 1, 2, 3, 6, 9 through `codec::compress_buffer` on one
-//!   thread and on every core (one gzip member, pigz-style), and through a
-//!   plain `flate2::write::GzEncoder` (the backend's single-core limit);
+//! * `KIND/gzip`: levels 1 to 9 through `codec::compress_buffer` on one
+//!   thread and on every core (one gzip member, pigz-style, with zlib-rs; a
+//!   member per block with libdeflate at levels 4 to 8), through a plain
+//!   `flate2::write::GzEncoder` (zlib-rs's single-core limit) and, at levels 4
+//!   to 8, through one `libdeflater` call on the whole segment (libdeflate's);
 //! * `KIND/compress`: bzip2 1/5/9, xz 1/3/5, zstd 1/4/9, lz4 0/6/10, snappy;
 //! * `KIND/decompress`: every codec at its medium level, through `codec::decoder`;
 //! * `sha256`: `codec::sha256_hex` of each segment.
@@ -35,7 +37,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use barnacle::codec::{self, Compression};
+use barnacle::codec::{self, Compression, parallel_gzip};
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
 
 /// The levels benchmarked per codec (Barman's low / medium / high for WAL).
@@ -46,7 +48,7 @@ const LEVELS: [(Compression, &[i32]); 5] = [
     (Compression::Lz4, &[0, 6, 10]),
     (Compression::Snappy, &[0]),
 ];
-const GZIP_LEVELS: [i32; 5] = [1, 2, 3, 6, 9];
+const GZIP_LEVELS: [i32; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 /// One benchmarked segment.
 struct Segment {
@@ -173,6 +175,16 @@ fn flate2_gzip(input: &[u8], level: i32) -> Vec<u8> {
     enc.finish().expect("gzip")
 }
 
+/// The whole input as one gzip member in one libdeflate call.
+fn libdeflate_gzip(input: &[u8], level: i32) -> Vec<u8> {
+    let level = libdeflater::CompressionLvl::new(level).expect("libdeflate level");
+    let mut c = libdeflater::Compressor::new(level);
+    let mut out = vec![0; c.gzip_compress_bound(input.len())];
+    let len = c.gzip_compress(input, &mut out).expect("libdeflate");
+    out.truncate(len);
+    out
+}
+
 fn bench_gzip(c: &mut Criterion, seg: &Segment, sizes: &Sizes, cores: usize) {
     let mut g = configure(c, &format!("{}/gzip", seg.kind), seg);
     for level in GZIP_LEVELS {
@@ -199,6 +211,15 @@ fn bench_gzip(c: &mut Criterion, seg: &Segment, sizes: &Sizes, cores: usize) {
                 out
             })
         });
+        if parallel_gzip::member_per_block(level as u32) {
+            g.bench_function(format!("libdeflate/{level}"), |b| {
+                b.iter(|| {
+                    let out = libdeflate_gzip(black_box(&seg.data), level);
+                    sizes.record(&format!("gzip {level} (libdeflate)"), seg, out.len());
+                    out
+                })
+            });
+        }
     }
     g.finish();
 }
