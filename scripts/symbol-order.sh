@@ -11,7 +11,8 @@
 #      SHA-NI), whose functions are added; the binary is relinked and this
 #      repeats PASSES times (default 3).
 # The workloads (default gzip 2 easy WAL push, its restore, gzip 6 hard WAL push, its
-# restore, then the sidecar pushing both segments ahead with two workers,
+# restore, then the sidecar pushing both segments ahead with two workers, at the
+# default level and at level 6,
 # scraped once and stopped, then with BASE_BACKUP the restore of a base
 # backup) run against a real S3 server over HTTPS, as in production.
 #
@@ -36,22 +37,19 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 log() { echo "symbol-order: $*" >&2; }
 
-# Every workload once, each under the command prefix given ("$@").
-workloads() {
-    local prefix=s3://$BUCKET/symbol-order-$RANDOM$RANDOM
-    "$@" push "$BIN" wal-push --endpoint-url "$ENDPOINT" "$prefix" pg "$EASY"
-    "$@" restore "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$EASY")" "$WORK/easy"
-    "$@" push "$BIN" wal-push -z --compression-level 6 --endpoint-url "$ENDPOINT" "$prefix" pg "$HARD"
-    "$@" restore "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$HARD")" "$WORK/hard"
-    rm -f "$WORK/easy" "$WORK/hard"
-    # The sidecar: a data directory whose pg_wal holds both segments, ready.
-    local pgdata=$WORK/pgdata port
+# The sidecar over a data directory whose pg_wal holds both segments, ready,
+# until it pushed them: sidecar_run PREFIX LEVEL (empty: the default) CMD...
+sidecar_run() {
+    local prefix=$1 level=$2 pgdata=$WORK/pgdata port
+    shift 2
+    local levels=()
+    [ -n "$level" ] && levels=(--compression-level "$level")
     rm -rf "$pgdata" && mkdir -p "$pgdata/pg_wal/archive_status"
     cp "$EASY" "$HARD" "$pgdata/pg_wal/"
     touch "$pgdata/pg_wal/archive_status/$(basename "$EASY").ready" "$pgdata/pg_wal/archive_status/$(basename "$HARD").ready"
     port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
     "$@" sidecar "$BIN" sidecar --pgdata "$pgdata" --max-parallel 2 --listen "127.0.0.1:$port" \
-        --endpoint-url "$ENDPOINT" "$prefix-sidecar" pg &
+        "${levels[@]}" --endpoint-url "$ENDPOINT" "$prefix" pg &
     local job=$! pushed=0
     for _ in $(seq 1 600); do
         pushed=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^barnacle_wal_pushed_total/{print $2}' || true)
@@ -63,6 +61,19 @@ workloads() {
     pkill -TERM -f "^$BIN sidecar --pgdata $pgdata|callgrind.*sidecar --pgdata $pgdata" || true
     wait "$job" || true
     [ "${pushed:-0}" = 2 ] || { log "the sidecar did not push both segments"; exit 1; }
+}
+
+# Every workload once, each under the command prefix given ("$@").
+workloads() {
+    local prefix=s3://$BUCKET/symbol-order-$RANDOM$RANDOM
+    "$@" push "$BIN" wal-push --endpoint-url "$ENDPOINT" "$prefix" pg "$EASY"
+    "$@" restore "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$EASY")" "$WORK/easy"
+    "$@" push "$BIN" wal-push -z --compression-level 6 --endpoint-url "$ENDPOINT" "$prefix" pg "$HARD"
+    "$@" restore "$BIN" wal-restore --endpoint-url "$ENDPOINT" "$prefix" pg "$(basename "$HARD")" "$WORK/hard"
+    rm -f "$WORK/easy" "$WORK/hard"
+    # The sidecar at the default level (zlib-rs), then at level 6 (libdeflate).
+    sidecar_run "$prefix-sidecar" "" "$@"
+    sidecar_run "$prefix-sidecar6" "6" "$@"
     if [ -n "${BASE_BACKUP:-}" ]; then
         # shellcheck disable=SC2086 # URL and server, split on purpose
         "$@" base "$BIN" restore --endpoint-url "$ENDPOINT" $BASE_BACKUP latest "$WORK/base" >/dev/null
