@@ -15,10 +15,11 @@
 //! ## Backends
 //!
 //! Levels 1 to 3 and 9 deflate with zlib-rs, as above. Levels 4 to 8
-//! ([`member_per_block`]) deflate with libdeflate, 1.3 to 2.3 times faster
-//! there on real WAL (on the first ten segments of each corpus, one core,
-//! level 6: 28 against 65 ms a segment on compressible WAL, 100 against 177
-//! on poorly compressible WAL; `benches/codec.rs`, `libdeflate/N`). libdeflate
+//! ([`member_per_block`]) deflate with libdeflate, the faster there on real
+//! WAL (one core, level 6, on the first ten segments of each corpus: 28
+//! against 65 ms a segment on compressible WAL, 100 against 177 on poorly
+//! compressible WAL; `benches/codec.rs`, `libdeflate/N`, and
+//! docs/benchmarks.md, "Level 6 through libdeflate"). libdeflate
 //! compresses a whole buffer into a whole stream, with no preset dictionary
 //! and no sync flush, so there each block becomes a gzip member of its own:
 //! an object is a series of members, as RFC 1952 allows and as `gzip -d`,
