@@ -298,8 +298,8 @@ fn parse_pax_time(value: &[u8]) -> Option<SystemTime> {
 /// headers (and long names, PAX records) through it, and the extractor, which
 /// writes each regular file's data straight from the stream's buffers
 /// ([`SharedStream::member_data`]) instead of having the crate copy every byte into
-/// a buffer first (7% of a base restore's CPU; docs/benchmarks.md, "HTTP
-/// proxies through the same client").
+/// a buffer first (7% of a base restore's CPU; docs/benchmarks.md, "Base
+/// restore: file data written straight from the stream").
 ///
 /// What the extractor takes behind the crate's back is owed to the crate,
 /// which still counts that data as unread: it skips a member's unread data

@@ -145,12 +145,12 @@ enum BlockDeflater {
 }
 
 impl BlockDeflater {
-    fn new(level: u32) -> io::Result<BlockDeflater> {
-        Ok(if member_per_block(level) {
-            BlockDeflater::Libdeflate(MemberDeflater::new(level)?)
+    fn new(level: u32) -> BlockDeflater {
+        if member_per_block(level) {
+            BlockDeflater::Libdeflate(MemberDeflater::new(level))
         } else {
             BlockDeflater::Zlib(Deflater::new(level))
-        })
+        }
     }
 
     /// Any block: see [`Deflater::block`].
@@ -180,13 +180,14 @@ struct MemberDeflater {
 }
 
 impl MemberDeflater {
-    fn new(level: u32) -> io::Result<MemberDeflater> {
-        let level = libdeflater::CompressionLvl::new(level as i32)
-            .map_err(|e| io::Error::other(format!("libdeflate has no level {level}: {e:?}")))?;
-        Ok(MemberDeflater {
+    /// At `level`, one of [`member_per_block`]'s, which libdeflate's 0 to 12
+    /// all include (its default stands in for any other).
+    fn new(level: u32) -> MemberDeflater {
+        let level = libdeflater::CompressionLvl::new(level as i32).unwrap_or_default();
+        MemberDeflater {
             compressor: libdeflater::Compressor::new(level),
             scratch: Vec::new(),
-        })
+        }
     }
 
     /// `data` as one gzip member, copied out at its exact length.
@@ -269,7 +270,7 @@ pub fn compress_reader(
     let total = if threads <= 1 {
         // One stream from the first block to the last (or one member per
         // block): nothing to prime.
-        let mut deflater = BlockDeflater::new(level)?;
+        let mut deflater = BlockDeflater::new(level);
         let spare = RefCell::new(Vec::new());
         for_each_block(input, block_size, inspect, &spare, |data, last| {
             member.push(deflater.next_block(&data, last)?)?;
@@ -349,11 +350,7 @@ fn compress_on_workers(
         for _ in 0..threads {
             let (job_rx, done_tx) = (&job_rx, done_tx.clone());
             let spawned = std::thread::Builder::new().spawn_scoped(s, move || {
-                // Fails only for a level libdeflate lacks (none of 4 to 8);
-                // the reader then reports the jobs that never came back.
-                let Ok(mut deflater) = BlockDeflater::new(level) else {
-                    return;
-                };
+                let mut deflater = BlockDeflater::new(level);
                 loop {
                     let job = match job_rx.lock() {
                         Ok(rx) => rx.recv(),
