@@ -11,7 +11,9 @@
 //!   to 8, through one `libdeflater` call on the whole segment (libdeflate's);
 //! * `KIND/compress`: bzip2 1/5/9, xz 1/3/5, zstd 1/4/9, lz4 0/6/10, snappy;
 //! * `KIND/decompress`: every codec at its medium level, through `codec::decoder`;
-//! * `sha256`: `codec::sha256_hex` of each segment.
+//! * `digest/ALGORITHM/KIND`: the content digest of each segment, BLAKE3 (what
+//!   pushes record) and SHA-256 (what earlier builds recorded), 256 KiB at a
+//!   time as a push feeds it.
 //!
 //! Throughput is the uncompressed segment size (16 MiB), for compression and
 //! decompression alike. Compression ratios are printed as each configuration is
@@ -271,13 +273,21 @@ fn bench_decompress(c: &mut Criterion, seg: &Segment) {
     g.finish();
 }
 
-fn bench_sha256(c: &mut Criterion, segs: &[Segment]) {
-    let mut g = configure(c, "sha256", &segs[0]);
-    for seg in segs {
-        g.throughput(Throughput::Bytes(seg.data.len() as u64));
-        g.bench_function(seg.kind, |b| {
-            b.iter(|| codec::sha256_hex(black_box(&seg.data)))
-        });
+fn bench_digest(c: &mut Criterion, segs: &[Segment]) {
+    let mut g = configure(c, "digest", &segs[0]);
+    for algorithm in codec::DigestAlgorithm::ALL {
+        for seg in segs {
+            g.throughput(Throughput::Bytes(seg.data.len() as u64));
+            g.bench_function(format!("{}/{}", algorithm.name(), seg.kind), |b| {
+                b.iter(|| {
+                    let mut h = algorithm.hasher();
+                    for block in black_box(&seg.data).chunks(256 * 1024) {
+                        h.update(block);
+                    }
+                    h.finish()
+                })
+            });
+        }
     }
     g.finish();
 }
@@ -312,7 +322,7 @@ fn main() {
         bench_compress(&mut c, seg, &sizes);
         bench_decompress(&mut c, seg);
     }
-    bench_sha256(&mut c, &segs);
+    bench_digest(&mut c, &segs);
     c.final_summary();
     sizes.print_summary();
 }

@@ -704,7 +704,7 @@ fn a_backup_info_that_is_not_utf8() {
     assert_eq!(r.stdout.lines().count(), 1, "only the header: {r:#?}");
 }
 
-/// An archive with segment 1 stored as `.gz` with `body` and checksum `sha`.
+/// An archive with segment 1 stored as `.gz` with `body` and content digest (BLAKE3) `sha`.
 fn with_damaged_wal(
     name: &str,
     damage: impl Fn(&[u8]) -> Vec<u8>,
@@ -715,15 +715,15 @@ fn with_damaged_wal(
     let body = archive.s3.get_object(&archive.bucket, &key);
     let meta = archive.s3.head_metadata(&archive.bucket, &key);
     let recorded = meta
-        .get("barnacle-sha256")
+        .get("barnacle-blake3")
         .cloned()
-        .expect("checksum metadata");
+        .expect("digest metadata");
     let sha = sha.unwrap_or(&recorded).to_string();
     archive.s3.put_object_with_metadata(
         &archive.bucket,
         &key,
         &damage(&body),
-        &[("barnacle-sha256", &sha)],
+        &[("barnacle-blake3", &sha)],
     );
     (archive, dir)
 }
@@ -802,7 +802,7 @@ fn a_wal_whose_checksum_does_not_match() {
     let (archive, dir) = with_damaged_wal("bad-checksum", |b| b.to_vec(), Some(&zeros));
     damaged_restore(
         "archive contents",
-        "wal-restore of an object whose recorded SHA-256 differs",
+        "wal-restore of an object whose recorded digest differs",
         &archive,
         &dir,
         "checksum mismatch",

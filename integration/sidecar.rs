@@ -132,7 +132,7 @@ fn start_sidecar(s: &Setup, port: u16, extra: &[&str], spool: &Path, log: &Path)
     service
 }
 
-/// Every file PostgreSQL archived is in the store with its SHA-256; every
+/// Every file PostgreSQL archived is in the store with its BLAKE3; every
 /// pushed marker names a stored object.
 fn check_nothing_lost(s: &Setup) {
     let keys: HashSet<String> = s.archive.keys().into_iter().collect();
@@ -149,10 +149,10 @@ fn check_nothing_lost(s: &Setup) {
             "{name} archived by PostgreSQL but not in the store"
         );
         let meta = s.archive.s3.head_metadata(&s.archive.bucket, &key);
-        let sha = barnacle::codec::sha256_hex(&fs::read(path).expect("kept file"));
+        let digest = barnacle::codec::blake3_hex(&fs::read(path).expect("kept file"));
         assert_eq!(
-            meta.get("barnacle-sha256"),
-            Some(&sha),
+            meta.get("barnacle-blake3"),
+            Some(&digest),
             "{name}: stored content differs"
         );
     }

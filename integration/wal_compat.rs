@@ -141,13 +141,13 @@ fn walpush_default_is_gzip_and_barman_name_default_is_uncompressed() {
         &archive.wal_key(&file_name(&segments[1]), ""),
     );
     assert!(raw == fs::read(&segments[1]).unwrap());
-    // And it carries the content checksum.
+    // And it carries the content digest.
     let meta = archive.s3.head_metadata(
         &archive.bucket,
         &archive.wal_key(&file_name(&segments[1]), ""),
     );
     assert_eq!(
-        meta.get("barnacle-sha256").map(String::len),
+        meta.get("barnacle-blake3").map(String::len),
         Some(64),
         "{meta:?}"
     );

@@ -20,10 +20,6 @@ fn wal_file(name: &str, content: &[u8]) -> PathBuf {
     path
 }
 
-fn sha256(data: &[u8]) -> String {
-    barnacle::codec::sha256_hex(data)
-}
-
 /// The rules, against an archive reached through `push` (walpush with the
 /// store's options) and read through `object` (raw bytes of a key, if present).
 fn check_rules(
@@ -163,12 +159,20 @@ fn a_repeated_push_does_not_upload_again() {
     // second upload would drop the marker.
     let key = archive.wal_key(&name, ".gz");
     let body = archive.s3.get_object(&archive.bucket, &key);
-    let sha = sha256(&fs::read(segment).unwrap());
+    let digest = barnacle::codec::blake3_hex(&fs::read(segment).unwrap());
+    assert_eq!(
+        archive
+            .s3
+            .head_metadata(&archive.bucket, &key)
+            .get("barnacle-blake3"),
+        Some(&digest),
+        "the push records the BLAKE3 of the content"
+    );
     archive.s3.put_object_with_metadata(
         &archive.bucket,
         &key,
         &body,
-        &[("barnacle-sha256", &sha), ("marker", "kept")],
+        &[("barnacle-blake3", &digest), ("marker", "kept")],
     );
     run(archive.barnacle("walpush", &[]).arg(segment)).ok("second push");
     let meta = archive.s3.head_metadata(&archive.bucket, &key);
@@ -177,6 +181,64 @@ fn a_repeated_push_does_not_upload_again() {
         Some("kept"),
         "object was uploaded again: {meta:?}"
     );
+}
+
+/// Objects pushed by builds before BLAKE3 carry only `barnacle-sha256`: a push
+/// of the same content compares SHA-256s and succeeds without uploading, a
+/// push of other content is refused naming SHA-256, and a restore checks the
+/// SHA-256 (a wrong one fails, the right one restores).
+#[test]
+fn an_object_an_earlier_build_recorded_with_sha256_still_counts() {
+    let archive = Archive::new(S3Kind::SeaweedHttp, "dupsha256");
+    let segments = real_wal();
+    let segment = &segments[5];
+    let name = file_name(segment);
+    let content = fs::read(segment).unwrap();
+    run(archive.barnacle("walpush", &[]).arg(segment)).ok("first push");
+    let key = archive.wal_key(&name, ".gz");
+    let body = archive.s3.get_object(&archive.bucket, &key);
+    let sha256 = barnacle::codec::sha256_hex(&content);
+    let as_an_earlier_build = |digest: &str| {
+        archive.s3.put_object_with_metadata(
+            &archive.bucket,
+            &key,
+            &body,
+            &[("barnacle-sha256", digest), ("marker", "kept")],
+        )
+    };
+    as_an_earlier_build(&sha256);
+
+    run(archive.barnacle("walpush", &[]).arg(segment)).ok("same content");
+    let meta = archive.s3.head_metadata(&archive.bucket, &key);
+    assert_eq!(
+        (
+            meta.get("marker").map(String::as_str),
+            meta.get("barnacle-blake3")
+        ),
+        (Some("kept"), None),
+        "object was uploaded again: {meta:?}"
+    );
+    let other = wal_file(&name, &fs::read(&segments[6]).unwrap());
+    let r = run(archive.barnacle("walpush", &[]).arg(&other));
+    assert_eq!(r.code, 4, "{r:#?}");
+    r.one_line_error(&format!("archived SHA-256 {sha256}"));
+    assert_eq!(archive.s3.get_object(&archive.bucket, &key), body);
+
+    let dest = harness::scratch("dupsha256-restore");
+    run(archive
+        .barnacle("restore", &[])
+        .arg(&name)
+        .arg(dest.join("ok")))
+    .ok("restore checked with SHA-256");
+    assert!(fs::read(dest.join("ok")).unwrap() == content);
+    as_an_earlier_build(&barnacle::codec::sha256_hex(b"other"));
+    let r = run(archive
+        .barnacle("restore", &[])
+        .arg(&name)
+        .arg(dest.join("bad")));
+    assert_eq!(r.code, 4, "{r:#?}");
+    r.one_line_error("checksum mismatch: the content's SHA-256");
+    assert!(!dest.join("bad").exists());
 }
 
 #[test]

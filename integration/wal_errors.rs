@@ -231,38 +231,43 @@ fn restore_bad_input() {
     let key = archive.wal_key(&name, ".gz");
     let body = archive.s3.get_object(&archive.bucket, &key);
     let meta = archive.s3.head_metadata(&archive.bucket, &key);
-    let sha = meta
-        .get("barnacle-sha256")
+    let digest = meta
+        .get("barnacle-blake3")
         .cloned()
-        .expect("checksum metadata");
+        .expect("digest metadata");
+    let zeros = "0".repeat(64);
 
-    let corrupt_cases: [(&str, Vec<u8>, &str, &str); 3] = [
+    // (what, body, recorded digest, cause); an earlier build recorded SHA-256.
+    let corrupt_cases = [
         (
             "truncated object",
             body[..body.len() / 2].to_vec(),
-            sha.as_str(),
+            ("barnacle-blake3", digest.as_str()),
             "corrupt or truncated",
         ),
         (
             "corrupt object",
             b"this is not gzip at all".to_vec(),
-            sha.as_str(),
+            ("barnacle-blake3", digest.as_str()),
             "corrupt or truncated",
         ),
         (
             "checksum mismatch",
             body.clone(),
-            "0000000000000000000000000000000000000000000000000000000000000000",
-            "checksum mismatch",
+            ("barnacle-blake3", zeros.as_str()),
+            "checksum mismatch: the content's BLAKE3",
+        ),
+        (
+            "SHA-256 mismatch",
+            body.clone(),
+            ("barnacle-sha256", zeros.as_str()),
+            "checksum mismatch: the content's SHA-256",
         ),
     ];
-    for (what, bytes, sha, cause) in corrupt_cases {
-        archive.s3.put_object_with_metadata(
-            &archive.bucket,
-            &key,
-            &bytes,
-            &[("barnacle-sha256", sha)],
-        );
+    for (what, bytes, recorded, cause) in corrupt_cases {
+        archive
+            .s3
+            .put_object_with_metadata(&archive.bucket, &key, &bytes, &[recorded]);
         let dest = dir.join(format!("dest-{}", what.replace(' ', "-")));
         let mut ours = archive.barnacle("restore", &[]);
         ours.arg(&name).arg(&dest);

@@ -13,6 +13,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::catalog::load::CatalogError;
+use crate::codec::ContentDigest;
 use crate::pg::WalNameError;
 use crate::storage::StorageError;
 
@@ -60,23 +61,21 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error(
-        "{key}: checksum mismatch: content SHA-256 is {actual}, the archive recorded {expected}"
-    )]
+    #[error("{key}: checksum mismatch: the content's {actual}, the archive recorded {expected}")]
     ChecksumMismatch {
         key: String,
-        expected: String,
-        actual: String,
+        expected: ContentDigest,
+        actual: ContentDigest,
     },
     #[error(
         "{wal} is already archived as {key} with different content \
-         (archived SHA-256 {archived}, local {local}); the archived object was left alone"
+         (archived {archived}, local {local}); the archived object was left alone"
     )]
     Conflict {
         wal: String,
         key: String,
-        archived: String,
-        local: String,
+        archived: ContentDigest,
+        local: ContentDigest,
     },
     /// A base-backup archive that could not be restored: unreadable, corrupt, or its files
     /// could not be written.

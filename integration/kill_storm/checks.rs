@@ -11,7 +11,7 @@ use crate::harness::{self, PgCluster};
 use crate::support::{Archive, file_name, run};
 
 pub(super) fn sha(path: &Path) -> String {
-    barnacle::codec::sha256_hex(&fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
+    barnacle::codec::blake3_hex(&fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
 }
 
 /// `barnacle SUB --endpoint-url E ARGS... URL SERVER` (positional arguments follow).
@@ -96,11 +96,11 @@ pub(super) fn sorted_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The checksum barnacle stored with `key`, from a HEAD of it (which panics
+/// The content digest (BLAKE3) barnacle stored with `key`, from a HEAD of it (which panics
 /// for a missing key).
 fn stored_sha(archive: &Archive, key: &str) -> Option<String> {
     let meta = archive.s3.head_metadata(&archive.bucket, key);
-    meta.get("barnacle-sha256").cloned()
+    meta.get("barnacle-blake3").cloned()
 }
 
 /// Every WAL PostgreSQL considers archived is in the store and restores

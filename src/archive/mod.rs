@@ -7,7 +7,8 @@
 //!   without a second upload, different content is refused ([`crate::Error::Conflict`]),
 //!   whichever compression either copy uses;
 //! * a restored file appears whole or not at all (temp file, fsync, rename),
-//!   and its SHA-256 is checked against the one recorded at push time.
+//!   and its content digest is checked against the one recorded at push time
+//!   ([`crate::codec::digest`]).
 
 mod files;
 mod push;
@@ -25,7 +26,7 @@ pub fn spool_hits(spool_dir: &std::path::Path) -> u64 {
     std::fs::metadata(spool_dir.join(spool::HITS_FILE)).map_or(0, |m| m.len())
 }
 
-use crate::codec::{self, Compression, HashingWriter};
+use crate::codec::{self, Compression, ContentDigest, DigestAlgorithm, HashingWriter};
 use crate::error::{Error, Result};
 use crate::storage::Store;
 use crate::storage::chunk_reader::ChunkReader;
@@ -71,7 +72,7 @@ pub async fn push_ahead(
     let outcome = push_wal(store, prefix, path, opts).await?;
     if pushed::FileIdentity::of(path).is_ok_and(|after| after == before) {
         record
-            .record(&name, &before, outcome.sha256(), destination)
+            .record(&name, &before, &outcome.digest().hex, destination)
             .map_err(|source| Error::WriteFile {
                 path: record.dir().join(&name),
                 source,
@@ -93,8 +94,8 @@ enum DecodeFailure {
 struct Download {
     key: String,
     reader: ChunkReader,
-    /// The content checksum recorded at push time, if any.
-    sha256: Option<String>,
+    /// The content digest recorded at push time, if any.
+    digest: Option<ContentDigest>,
 }
 
 /// What a download is decoded into, and written from, a read at a time: 64
@@ -111,14 +112,18 @@ impl Download {
         Ok(Download {
             key: key.to_string(),
             reader: ChunkReader::spawn(object.chunks),
-            sha256: object.sha256,
+            digest: object.digest,
         })
     }
 
     /// Decodes the object (compression chosen by its key suffix) into `out`,
-    /// returning the SHA-256 and the length of the content.
-    /// Blocking: run it on a blocking thread.
-    fn decode_into<W: std::io::Write>(self, out: W) -> Result<(String, u64), DecodeFailure> {
+    /// returning the content's digest in `algorithm` (none without one) and
+    /// its length. Blocking: run it on a blocking thread.
+    fn decode_into<W: std::io::Write>(
+        self,
+        out: W,
+        algorithm: Option<DigestAlgorithm>,
+    ) -> Result<(Option<ContentDigest>, u64), DecodeFailure> {
         use std::io::{Read, Write};
         let Download { key, reader, .. } = self;
         let download_failure = reader.failure();
@@ -138,7 +143,7 @@ impl Download {
             })
         };
         let mut decoded = codec::decoder(compression, reader).map_err(failed)?;
-        let mut writer = HashingWriter::new(out);
+        let mut writer = HashingWriter::new(out, algorithm);
         let mut buf = vec![0u8; DECODE_BUFFER];
         loop {
             let n = match decoded.read(&mut buf) {
@@ -149,26 +154,29 @@ impl Download {
             };
             writer.write_all(&buf[..n]).map_err(DecodeFailure::Write)?;
         }
-        let (_, sha, len) = writer.finish();
-        Ok((sha, len))
+        let (_, digest, len) = writer.finish();
+        Ok((digest, len))
     }
 }
 
-/// The SHA-256 of an archived object's content: from its metadata when it
-/// has one (objects pushed by barnacle), else by downloading and decoding it
-/// (objects pushed by Barman).
-async fn archived_sha256(store: &Store, key: &str) -> Result<String> {
+/// The digest of an archived object's content: from its metadata when it
+/// has one (objects pushed by barnacle: BLAKE3, or SHA-256 from earlier
+/// builds), else by downloading and decoding it (objects pushed by Barman).
+async fn archived_digest(store: &Store, key: &str) -> Result<ContentDigest> {
     if let Some(info) = store.head(key).await?
-        && let Some(sha) = info.sha256
+        && let Some(digest) = info.digest
     {
-        return Ok(sha);
+        return Ok(digest);
     }
     let download = Download::start(store, key).await?;
-    let decoded = tokio::task::spawn_blocking(move || download.decode_into(std::io::sink()))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let decoded = tokio::task::spawn_blocking(move || {
+        download.decode_into(std::io::sink(), Some(DigestAlgorithm::RECORDED))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
     match decoded {
-        Ok((sha, _)) => Ok(sha),
+        Ok((Some(digest), _)) => Ok(digest),
+        Ok((None, _)) => Err(Error::Internal(format!("{key}: decoded without a digest"))),
         Err(DecodeFailure::Decode(e)) => Err(e),
         Err(DecodeFailure::Write(e)) => Err(Error::Internal(e.to_string())),
     }

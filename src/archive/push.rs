@@ -1,14 +1,16 @@
 //! Pushing one WAL file: `archive_command`.
 //!
-//! The file is read once, a block at a time; its SHA-256 and its compressed
-//! form are computed as it is read (gzip itself spreads over the cores as one
+//! The file is read once, a block at a time; its BLAKE3 digest and its
+//! compressed form are computed as it is read (gzip itself spreads over the cores as one
 //! member) while a listing
 //! of the WAL's key stem looks for copies already archived under any
 //! compression suffix. Then:
 //!
-//! * a copy exists: its content checksum (metadata, or download and decode for
+//! * a copy exists: its content digest (metadata, or download and decode for
 //!   objects Barman pushed) must equal ours — success without upload — or the
-//!   push fails with [`Error::Conflict`], leaving the archive alone;
+//!   push fails with [`Error::Conflict`], leaving the archive alone. A copy an
+//!   earlier build recorded with SHA-256 is compared with the file hashed
+//!   again with SHA-256 (a second read, on this rare path only);
 //! * no copy: one `PutObject` with `If-None-Match: *` (a lost race turns into
 //!   the comparison above). On stores that reject conditional writes the
 //!   listing has already shown the key free, so a plain `PutObject` follows.
@@ -23,11 +25,9 @@ use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
-
-use super::archived_sha256;
+use super::archived_digest;
 use super::staging::{CompressedCopy, Staging};
-use crate::codec::{self, Compression};
+use crate::codec::{self, Compression, ContentDigest, DigestAlgorithm, HashingWriter};
 use crate::error::{Error, Result};
 use crate::layout::ServerPrefix;
 use crate::pg::WalName;
@@ -52,11 +52,11 @@ pub struct PushOptions {
 }
 
 impl PushOutcome {
-    /// The SHA-256 of the WAL's content.
-    pub fn sha256(&self) -> &str {
+    /// The digest of the WAL's content, as the archive records it.
+    pub fn digest(&self) -> &ContentDigest {
         match self {
-            PushOutcome::Uploaded { sha256, .. } | PushOutcome::AlreadyArchived { sha256, .. } => {
-                sha256
+            PushOutcome::Uploaded { digest, .. } | PushOutcome::AlreadyArchived { digest, .. } => {
+                digest
             }
         }
     }
@@ -70,15 +70,15 @@ pub enum PushOutcome {
         key: String,
         size: u64,
         stored_size: u64,
-        sha256: String,
+        digest: ContentDigest,
     },
     /// The same content was already archived (under `key`); nothing was sent.
-    AlreadyArchived { key: String, sha256: String },
+    AlreadyArchived { key: String, digest: ContentDigest },
 }
 
 /// A WAL file read, hashed and compressed, ready to upload.
 struct Prepared {
-    sha256: String,
+    digest: ContentDigest,
     body: CompressedCopy,
     size: u64,
 }
@@ -114,7 +114,7 @@ fn prepare(path: &Path, opts: &PushOptions) -> Result<Prepared> {
         inner: file,
         failed: false,
     };
-    let mut hasher = Sha256::new();
+    let mut hasher = DigestAlgorithm::RECORDED.hasher();
     let mut body = opts
         .staging
         .as_ref()
@@ -143,23 +143,60 @@ fn prepare(path: &Path, opts: &PushOptions) -> Result<Prepared> {
         }
     };
     Ok(Prepared {
-        sha256: hex::encode(hasher.finalize()),
+        digest: hasher.finish(),
         body,
         size,
     })
 }
 
-/// Fails with [`Error::Conflict`] unless the object at `key` holds content with `sha256`.
-async fn ensure_same_content(store: &Store, wal: &WalName, key: &str, sha256: &str) -> Result<()> {
-    let archived = archived_sha256(store, key).await?;
-    if archived == sha256 {
+/// The digest in `algorithm` of the file at `path`, whose digest in
+/// [`DigestAlgorithm::RECORDED`] is `recorded`: that one, or the file hashed
+/// again (for a copy an earlier build recorded with SHA-256).
+async fn local_digest(
+    path: &Path,
+    recorded: &ContentDigest,
+    algorithm: DigestAlgorithm,
+) -> Result<ContentDigest> {
+    if recorded.algorithm == algorithm {
+        return Ok(recorded.clone());
+    }
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        let mut hashing = HashingWriter::new(std::io::sink(), Some(algorithm));
+        std::io::copy(&mut file, &mut hashing).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        let (_, digest, _) = hashing.finish();
+        digest.ok_or_else(|| Error::Internal("hashed without a digest".into()))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+/// Fails with [`Error::Conflict`] unless the object at `key` holds the
+/// content of the file at `path` (digest `recorded`).
+async fn ensure_same_content(
+    store: &Store,
+    wal: &WalName,
+    key: &str,
+    path: &Path,
+    recorded: &ContentDigest,
+) -> Result<()> {
+    let archived = archived_digest(store, key).await?;
+    let local = local_digest(path, recorded, archived.algorithm).await?;
+    if archived == local {
         Ok(())
     } else {
         Err(Error::Conflict {
             wal: wal.to_string(),
             key: key.to_string(),
             archived,
-            local: sha256.to_string(),
+            local,
         })
     }
 }
@@ -191,12 +228,12 @@ pub async fn push_wal(
         .collect();
     if let Some(first) = copies.first() {
         for copy in &copies {
-            ensure_same_content(store, &wal, copy, &prepared.sha256).await?;
+            ensure_same_content(store, &wal, copy, path, &prepared.digest).await?;
         }
         tracing::info!(wal = %wal, key = %first, "already archived with the same content");
         return Ok(PushOutcome::AlreadyArchived {
             key: first.to_string(),
-            sha256: prepared.sha256,
+            digest: prepared.digest,
         });
     }
 
@@ -206,7 +243,7 @@ pub async fn push_wal(
         opts.tags.clone()
     };
     let attrs = PutAttrs {
-        sha256: Some(prepared.sha256.clone()),
+        digest: Some(prepared.digest.clone()),
         tags,
     };
     let turn = match &opts.staging {
@@ -236,11 +273,11 @@ pub async fn push_wal(
     };
     drop(turn);
     if outcome == PutOutcome::AlreadyExists {
-        ensure_same_content(store, &wal, &key, &prepared.sha256).await?;
+        ensure_same_content(store, &wal, &key, path, &prepared.digest).await?;
         tracing::info!(wal = %wal, key = %key, "archived concurrently with the same content");
         return Ok(PushOutcome::AlreadyArchived {
             key,
-            sha256: prepared.sha256,
+            digest: prepared.digest,
         });
     }
     tracing::info!(
@@ -255,6 +292,6 @@ pub async fn push_wal(
         key,
         size: prepared.size,
         stored_size,
-        sha256: prepared.sha256,
+        digest: prepared.digest,
     })
 }

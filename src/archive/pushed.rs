@@ -7,8 +7,11 @@
 //! base backups leave `pg_wal`'s contents out). One small file per WAL:
 //!
 //! ```text
-//! barnacle-pushed v1 <dev> <ino> <size> <mtime_ns> <sha256> <destination>
+//! barnacle-pushed v1 <dev> <ino> <size> <mtime_ns> <digest> <destination>
 //! ```
+//!
+//! `<digest>` is the 64 hex digits of the content digest recorded with the
+//! object (BLAKE3; SHA-256 in markers of earlier builds, which stay valid).
 //!
 //! A marker is written only after the store accepted the object (temp file,
 //! fsync, rename, fsync of the directory), so a crash or SIGKILL never leaves a
@@ -92,9 +95,9 @@ impl PushedRecord {
         &self.dir
     }
 
-    fn line(identity: &FileIdentity, sha256: &str, destination: &str) -> String {
+    fn line(identity: &FileIdentity, digest: &str, destination: &str) -> String {
         format!(
-            "{MAGIC} {} {} {} {} {sha256} {destination}\n",
+            "{MAGIC} {} {} {} {} {digest} {destination}\n",
             identity.dev, identity.ino, identity.size, identity.mtime_ns
         )
     }
@@ -121,18 +124,18 @@ impl PushedRecord {
         }
     }
 
-    /// Records that `name` (`identity`, content `sha256`) is stored at `destination`.
+    /// Records that `name` (`identity`, content `digest`) is stored at `destination`.
     /// Call only after the store accepted the object.
     pub fn record(
         &self,
         name: &str,
         identity: &FileIdentity,
-        sha256: &str,
+        digest: &str,
         destination: &str,
     ) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let target = self.dir.join(name);
-        let line = Self::line(identity, sha256, destination);
+        let line = Self::line(identity, digest, destination);
         files::install(
             &target,
             &files::temp_path_for(&target),

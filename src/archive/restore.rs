@@ -9,7 +9,7 @@
 //!    are skipped (and `.partial` ones with `--no-partial`).
 //! 4. Nothing matched: [`RestoreOutcome::NotFound`] (exit 1).
 //! 5. The first match is downloaded, decoded by its suffix, checked against the
-//!    SHA-256 recorded at push time, and installed at the destination whole
+//!    content digest recorded at push time (if any), and installed at the destination whole
 //!    (renamed from a temp file, not fsynced: PostgreSQL asks again after a
 //!    crash; see `Durability::Refetched`). The others are fetched
 //!    concurrently into the spool (errors only logged), and synced.
@@ -108,10 +108,12 @@ async fn fetch_to(
     let (key, dest, tmp) = (key.to_string(), dest.to_path_buf(), tmp.to_path_buf());
     tokio::task::spawn_blocking(move || {
         let mut failure = None;
-        let expected = download.sha256.clone();
+        // Hashed only when there is a digest to check (not for Barman's objects).
+        let expected = download.digest.clone();
+        let algorithm = expected.as_ref().map(|d| d.algorithm);
         let installed = files::install(&dest, &tmp, durability, |file| {
             // Written as decoded, a decode buffer at a time: no second buffer.
-            let (sha, len) = match download.decode_into(file) {
+            let (actual, len) = match download.decode_into(file, algorithm) {
                 Ok(decoded) => decoded,
                 Err(DecodeFailure::Write(e)) => return Err(e),
                 Err(DecodeFailure::Decode(e)) => {
@@ -119,13 +121,13 @@ async fn fetch_to(
                     return Err(std::io::Error::other("decode failed"));
                 }
             };
-            if let Some(expected) = expected
-                && expected != sha
+            if let (Some(expected), Some(actual)) = (expected, actual)
+                && expected != actual
             {
                 failure = Some(Error::ChecksumMismatch {
                     key: key.clone(),
                     expected,
-                    actual: sha,
+                    actual,
                 });
                 return Err(std::io::Error::other("checksum mismatch"));
             }

@@ -379,7 +379,7 @@ struct CopyPlan {
 impl CopyPlan {
     fn parts(&self, base: &str) -> UploadParts {
         let attrs = PutAttrs {
-            sha256: None,
+            digest: None,
             tags: self.opts.tags.clone(),
         };
         let options = UploadOptions {

@@ -16,8 +16,8 @@
 //!
 //! Nothing here does I/O beyond the `Read`/`Write` it is handed.
 
+mod digest;
 mod gzip_reader;
-mod hashing;
 mod level;
 pub mod parallel_gzip;
 pub mod stream;
@@ -27,8 +27,10 @@ use std::io::{self, Read, Write};
 
 use bytes::Bytes;
 
+pub use digest::{
+    ContentDigest, ContentHasher, DigestAlgorithm, HashingWriter, blake3_hex, sha256_hex,
+};
 pub use gzip_reader::GzipReader;
-pub use hashing::{HashingWriter, sha256_hex};
 pub use level::{CompressionLevel, LevelParseError};
 
 /// A compression algorithm of Barman's cloud tools.

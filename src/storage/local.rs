@@ -5,9 +5,10 @@
 //! `link(2)` (create-if-absent: fails with `EEXIST`, never replaces) or
 //! `rename(2)` (overwrite), and the directory is fsync'd. A crash leaves at
 //! most a `.barnacle-tmp-*` file, which listings ignore and a later write of
-//! the same key replaces. The SHA-256 of the uncompressed content is kept in
-//! the `user.barnacle.sha256` extended attribute where the filesystem has
-//! them (it is simply absent elsewhere).
+//! the same key replaces. The digest of the uncompressed content is kept in
+//! the `user.barnacle.blake3` extended attribute (`user.barnacle.sha256` for
+//! objects of earlier builds) where the filesystem has them (it is simply
+//! absent elsewhere).
 //!
 //! The URL's directory plays the bucket: it must exist; everything below it
 //! is created on demand.
@@ -29,9 +30,16 @@ use super::{
     BucketState, DirListing, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result, StorageError,
     StoredObject, StreamedObject,
 };
+use crate::codec::{ContentDigest, DigestAlgorithm};
 
 const TEMP_PREFIX: &str = ".barnacle-tmp-";
-const XATTR_SHA256: &str = "user.barnacle.sha256";
+/// The extended attribute holding a digest of `algorithm`.
+fn digest_xattr(algorithm: DigestAlgorithm) -> &'static str {
+    match algorithm {
+        DigestAlgorithm::Blake3 => "user.barnacle.blake3",
+        DigestAlgorithm::Sha256 => "user.barnacle.sha256",
+    }
+}
 
 #[derive(Debug)]
 pub(super) struct LocalBackend {
@@ -61,10 +69,11 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn set_sha256(file: &File, sha: &str) {
-    let Ok(name) = CString::new(XATTR_SHA256) else {
+fn set_digest(file: &File, digest: &ContentDigest) {
+    let Ok(name) = CString::new(digest_xattr(digest.algorithm)) else {
         return;
     };
+    let sha = &digest.hex;
     // SAFETY: valid fd, NUL-terminated name, buffer of the given length.
     let rc = unsafe {
         libc::fsetxattr(
@@ -80,9 +89,16 @@ fn set_sha256(file: &File, sha: &str) {
     }
 }
 
-fn get_sha256(path: &Path) -> Option<String> {
+/// The digest stored with the file at `path`, if any (BLAKE3 first).
+fn get_digest(path: &Path) -> Option<ContentDigest> {
+    DigestAlgorithm::ALL.into_iter().find_map(|algorithm| {
+        get_xattr(path, digest_xattr(algorithm)).map(|hex| ContentDigest::new(algorithm, hex))
+    })
+}
+
+fn get_xattr(path: &Path, name: &str) -> Option<String> {
     let cpath = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let name = CString::new(XATTR_SHA256).ok()?;
+    let name = CString::new(name).ok()?;
     let mut buf = [0u8; 128];
     // SAFETY: valid C strings and a buffer of the given length.
     let n = unsafe {
@@ -138,7 +154,7 @@ impl LocalBackend {
     ) -> Result<PutOutcome> {
         self.require_root()?;
         let path = self.path_of(key);
-        let sha = attrs.sha256.clone();
+        let digest = attrs.digest.clone();
         blocking(move || {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let name = path
@@ -152,8 +168,8 @@ impl LocalBackend {
                 for chunk in &body {
                     f.write_all(chunk).map_err(local_err("write", &tmp))?;
                 }
-                if let Some(sha) = &sha {
-                    set_sha256(&f, sha);
+                if let Some(digest) = &digest {
+                    set_digest(&f, digest);
                 }
                 f.sync_all().map_err(local_err("fsync", &tmp))?;
                 let outcome = if create {
@@ -184,7 +200,7 @@ impl LocalBackend {
         blocking(move || match fs::read(&path) {
             Ok(body) => Ok(StoredObject {
                 body: Bytes::from(body),
-                sha256: get_sha256(&path),
+                digest: get_digest(&path),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::NotFound { key }),
             Err(e) => Err(local_err("read", &path)(e)),
@@ -198,7 +214,7 @@ impl LocalBackend {
         blocking(move || match fs::metadata(&path) {
             Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
                 size: m.len(),
-                sha256: get_sha256(&path),
+                digest: get_digest(&path),
             })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -283,7 +299,7 @@ impl LocalBackend {
             }
             Err(e) => return Err(local_err("open", &path)(e)),
         };
-        let sha256 = get_sha256(&path);
+        let digest = get_digest(&path);
         let state = (Some(file), path);
         let chunks = futures::stream::unfold(state, |(file, path)| async move {
             let mut file = file?;
@@ -302,7 +318,7 @@ impl LocalBackend {
             }
         })
         .boxed();
-        Ok(StreamedObject { chunks, sha256 })
+        Ok(StreamedObject { chunks, digest })
     }
 
     pub(super) async fn create_multipart(&self, key: &str) -> Result<LocalMultipart> {
@@ -427,7 +443,7 @@ mod tests {
     async fn put_if_absent_never_replaces() {
         let store = LocalBackend::new(tempdir());
         let attrs = PutAttrs {
-            sha256: Some("abc".into()),
+            digest: Some(ContentDigest::new(DigestAlgorithm::Blake3, "abc")),
             ..Default::default()
         };
         let first = store
@@ -524,21 +540,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn head_reports_size_and_checksum_when_xattrs_work() {
+    async fn head_reports_size_and_digest_of_either_algorithm_when_xattrs_work() {
         let store = LocalBackend::new(tempdir());
-        let attrs = PutAttrs {
-            sha256: Some("deadbeef".into()),
-            ..Default::default()
-        };
-        store
-            .put("k", Bytes::from_static(b"12345").into(), &attrs, true)
-            .await
-            .unwrap();
-        let info = store.head("k").await.unwrap().unwrap();
-        assert_eq!(info.size, 5);
-        // Not every filesystem has user xattrs; where it does, the value is exact.
-        if let Some(sha) = info.sha256 {
-            assert_eq!(sha, "deadbeef");
+        for (key, algorithm) in [
+            ("k", DigestAlgorithm::Blake3),
+            ("old", DigestAlgorithm::Sha256),
+        ] {
+            let digest = ContentDigest::new(algorithm, "deadbeef");
+            let attrs = PutAttrs {
+                digest: Some(digest.clone()),
+                ..Default::default()
+            };
+            store
+                .put(key, Bytes::from_static(b"12345").into(), &attrs, true)
+                .await
+                .unwrap();
+            let info = store.head(key).await.unwrap().unwrap();
+            assert_eq!(info.size, 5);
+            // Not every filesystem has user xattrs; where it does, the value is exact.
+            if let Some(stored) = info.digest {
+                assert_eq!(stored, digest);
+            }
         }
         assert_eq!(store.head("missing").await.unwrap(), None);
     }

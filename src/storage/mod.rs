@@ -8,10 +8,11 @@
 //! * [`Store::put_if_absent`] never replaces an object: on S3 it is a
 //!   `PutObject` with `If-None-Match: *`; locally a `link(2)` of a fsync'd temp
 //!   file. It returns only once the store has durably accepted the whole body.
-//! * Every object may carry the SHA-256 of its *uncompressed* content
-//!   ([`PutAttrs::sha256`]), stored as user metadata `x-amz-meta-barnacle-sha256`
-//!   (keys stay `[a-z0-9-]`: Ceph rewrites `_`), or as the `user.barnacle.sha256`
-//!   extended attribute locally.
+//! * Every object may carry a digest of its *uncompressed* content
+//!   ([`PutAttrs::digest`]; [`crate::codec::digest`]), stored as user metadata
+//!   `x-amz-meta-barnacle-blake3` (or `-sha256`, for objects of earlier builds;
+//!   keys stay `[a-z0-9-]`: Ceph rewrites `_`), or as the `user.barnacle.blake3`
+//!   (`.sha256`) extended attribute locally.
 //! * Listings are string-prefix listings (S3 semantics), paginated to the end.
 //! * No request carries the flexible-checksum headers (`x-amz-checksum-*`,
 //!   `aws-chunked` trailers) that break Ceph RGW and other S3-compatible stores.
@@ -41,11 +42,24 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use object_store::PutPayload;
 
+use crate::codec::{ContentDigest, DigestAlgorithm};
+
 pub use s3_options::{AddressingStyle, Encryption, S3Options};
 pub use url::StoreUrl;
 
-/// Metadata key (after `x-amz-meta-`) holding the SHA-256 of the uncompressed content.
+/// Metadata key (after `x-amz-meta-`) holding the BLAKE3 of the uncompressed content.
+pub const BLAKE3_METADATA_KEY: &str = "barnacle-blake3";
+/// Metadata key (after `x-amz-meta-`) holding the SHA-256 of the uncompressed content
+/// (objects of barnacle builds before BLAKE3).
 pub const SHA256_METADATA_KEY: &str = "barnacle-sha256";
+
+/// The metadata key of a digest of `algorithm`.
+pub fn digest_metadata_key(algorithm: DigestAlgorithm) -> &'static str {
+    match algorithm {
+        DigestAlgorithm::Blake3 => BLAKE3_METADATA_KEY,
+        DigestAlgorithm::Sha256 => SHA256_METADATA_KEY,
+    }
+}
 
 /// What the storage layer can fail with. Each variant names the cause; none
 /// carries a credential.
@@ -105,8 +119,8 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 /// Attributes stored with an object.
 #[derive(Debug, Clone, Default)]
 pub struct PutAttrs {
-    /// Lower-case hex SHA-256 of the uncompressed content.
-    pub sha256: Option<String>,
+    /// The digest of the uncompressed content.
+    pub digest: Option<ContentDigest>,
     /// S3 object tags (`x-amz-tagging`); ignored by the local store.
     pub tags: Vec<(String, String)>,
 }
@@ -122,20 +136,20 @@ pub enum PutOutcome {
 #[derive(Debug, Clone)]
 pub struct StoredObject {
     pub body: Bytes,
-    pub sha256: Option<String>,
+    pub digest: Option<ContentDigest>,
 }
 
 /// An object read as a stream of chunks, with its stored checksum.
 pub struct StreamedObject {
     pub chunks: BoxStream<'static, Result<Bytes>>,
-    pub sha256: Option<String>,
+    pub digest: Option<ContentDigest>,
 }
 
 /// An object's size and stored checksum, without its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub size: u64,
-    pub sha256: Option<String>,
+    pub digest: Option<ContentDigest>,
 }
 
 /// One entry of a listing.

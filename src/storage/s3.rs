@@ -38,9 +38,10 @@ use super::http_client::{
 };
 use super::{
     AddressingStyle, BucketState, DirListing, Encryption, ListedObject, ObjectInfo, PutAttrs,
-    PutOutcome, Result, S3Options, SHA256_METADATA_KEY, StorageError, StoredObject, StreamedObject,
+    PutOutcome, Result, S3Options, StorageError, StoredObject, StreamedObject, digest_metadata_key,
     profile,
 };
+use crate::codec::{ContentDigest, DigestAlgorithm};
 
 #[derive(Debug)]
 pub(super) struct S3Backend {
@@ -289,7 +290,7 @@ impl S3Backend {
         };
         // Over HTTPS the signature covers `UNSIGNED-PAYLOAD` instead of a
         // SHA-256 of every body, as boto3 does for S3 over HTTPS (TLS protects
-        // the body in transit; barnacle's own SHA-256 of the content is in the
+        // the body in transit; barnacle's own digest of the content is in the
         // object's metadata and checked on restore). A 3 MiB compressed
         // segment cost 2 ms of hashing. Plain HTTP keeps the signed hash.
         builder = builder.with_unsigned_payload(bucket_url.starts_with("https://"));
@@ -333,10 +334,10 @@ impl S3Backend {
 
     fn attributes(attrs: &PutAttrs) -> (Attributes, TagSet) {
         let mut attributes = Attributes::new();
-        if let Some(sha) = &attrs.sha256 {
+        if let Some(digest) = &attrs.digest {
             attributes.insert(
-                Attribute::Metadata(SHA256_METADATA_KEY.into()),
-                sha.clone().into(),
+                Attribute::Metadata(digest_metadata_key(digest.algorithm).into()),
+                digest.hex.clone().into(),
             );
         }
         let mut tags = TagSet::default();
@@ -385,11 +386,13 @@ impl S3Backend {
         }
     }
 
-    /// The content checksum barnacle stored with an object, if any.
-    fn stored_sha256(attributes: &object_store::Attributes) -> Option<String> {
-        attributes
-            .get(&Attribute::Metadata(SHA256_METADATA_KEY.into()))
-            .map(|v| v.to_string())
+    /// The content digest barnacle stored with an object, if any (BLAKE3 first).
+    fn stored_digest(attributes: &object_store::Attributes) -> Option<ContentDigest> {
+        DigestAlgorithm::ALL.into_iter().find_map(|algorithm| {
+            attributes
+                .get(&Attribute::Metadata(digest_metadata_key(algorithm).into()))
+                .map(|v| ContentDigest::new(algorithm, v.to_string()))
+        })
     }
 
     pub(super) async fn get(&self, key: &str) -> Result<StoredObject> {
@@ -398,9 +401,9 @@ impl S3Backend {
             .get_opts(&Path::from(key), GetOptions::default())
             .await
             .map_err(|e| self.err(e, "GET", key))?;
-        let sha256 = Self::stored_sha256(&result.attributes);
+        let digest = Self::stored_digest(&result.attributes);
         let body = result.bytes().await.map_err(|e| self.err(e, "GET", key))?;
-        Ok(StoredObject { body, sha256 })
+        Ok(StoredObject { body, digest })
     }
 
     pub(super) async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
@@ -411,7 +414,7 @@ impl S3Backend {
         match self.store.get_opts(&Path::from(key), opts).await {
             Ok(r) => Ok(Some(ObjectInfo {
                 size: r.meta.size,
-                sha256: Self::stored_sha256(&r.attributes),
+                digest: Self::stored_digest(&r.attributes),
             })),
             Err(e) => match self.err(e, "HEAD", key) {
                 StorageError::NotFound { .. } => Ok(None),
@@ -574,13 +577,13 @@ impl S3Backend {
             .get_opts(&Path::from(key), GetOptions::default())
             .await
             .map_err(|e| self.err(e, "GET", key))?;
-        let sha256 = Self::stored_sha256(&result.attributes);
+        let digest = Self::stored_digest(&result.attributes);
         let (key, bucket, endpoint) = (key.to_string(), self.bucket.clone(), self.endpoint.clone());
         let chunks = result
             .into_stream()
             .map_err(move |e| classify(e, "GET", &key, &bucket, &endpoint))
             .boxed();
-        Ok(StreamedObject { chunks, sha256 })
+        Ok(StreamedObject { chunks, digest })
     }
 
     pub(super) async fn create_multipart(
