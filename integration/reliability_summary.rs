@@ -61,7 +61,7 @@ pub struct Record {
     pub barman_exit: Option<i32>,
     /// The one-line error barnacle printed, or what happened when it succeeded.
     pub result: String,
-    /// WAL files or objects checked byte-for-byte (SHA-256) after the case.
+    /// WAL files or objects checked byte-for-byte (directly or by BLAKE3 digest) after the case.
     pub verified: u64,
     /// WAL segments acknowledged (exit 0) but not restorable intact.
     pub wal_lost: u64,
@@ -450,9 +450,9 @@ fn render(records: &[Value], scans: u64) -> String {
          *Injected*: faults injected by the fault proxy (S3 faults), kills sent (SIGKILL \
          storms), conditions created (resource exhaustion), inputs tried (bad input, \
          security, fuzzing). *Verified*: WAL segments and objects checked byte-for-byte \
-         (SHA-256) afterwards. *Scanned*: outputs (stdout and stderr of barnacle, log files) \
-         searched for the test credentials (secret keys, session token, web-identity \
-         token, PostgreSQL password).\n\n\
+         (directly or by BLAKE3 digest) afterwards. *Scanned*: outputs (stdout and stderr \
+         of barnacle, log files) searched for the test credentials (secret keys, session \
+         token, web-identity token, PostgreSQL password).\n\n\
          ## Summary\n\n",
     );
     out.push_str(&summary_table(&records, scans));
