@@ -8,7 +8,7 @@
 //! restore with SHA-256. Why BLAKE3: both are cryptographic (a match means the
 //! same content, the guarantee "never overwrite with different content" rests
 //! on), but on a 16 MiB segment SHA-256 took 11 to 14 ms of CPU with the
-//! SHA extensions against 2.6 ms for BLAKE3 (one thread, AVX-512; measured in
+//! SHA extensions against 2.5 ms for BLAKE3 (one thread, AVX-512; measured in
 //! `benches/codec.rs`, `digest/`) — a fifth of the sidecar's CPU per segment at
 //! gzip level 6, and a step on the critical path of every restore.
 
