@@ -1,10 +1,9 @@
 //! Pushing one WAL file: `archive_command`.
 //!
 //! The file is read once, a block at a time; its BLAKE3 digest and its
-//! compressed form are computed as it is read (gzip itself spreads over the cores as one
-//! member) while a listing
-//! of the WAL's key stem looks for copies already archived under any
-//! compression suffix. Then:
+//! compressed form are computed as it is read (gzip itself spreads over the
+//! cores) while a listing of the WAL's key stem looks for copies already
+//! archived under any compression suffix. Then:
 //!
 //! * a copy exists: its content digest (metadata, or download and decode for
 //!   objects Barman pushed) must equal ours — success without upload — or the

@@ -112,8 +112,8 @@ impl PushedRecord {
         };
         let fields: Vec<&str> = rest.trim_end_matches('\n').splitn(7, ' ').collect();
         match fields.as_slice() {
-            ["", dev, ino, size, mtime, sha, dest] => {
-                sha.len() == 64
+            ["", dev, ino, size, mtime, digest, dest] => {
+                digest.len() == 64
                     && *dest == destination
                     && dev.parse() == Ok(identity.dev)
                     && ino.parse() == Ok(identity.ino)

@@ -9,9 +9,9 @@
 //!    are skipped (and `.partial` ones with `--no-partial`).
 //! 4. Nothing matched: [`RestoreOutcome::NotFound`] (exit 1).
 //! 5. The first match is downloaded, decoded by its suffix, checked against the
-//!    content digest recorded at push time (if any), and installed at the destination whole
-//!    (renamed from a temp file, not fsynced: PostgreSQL asks again after a
-//!    crash; see `Durability::Refetched`). The others are fetched
+//!    content digest recorded at push time (if any), and installed at the
+//!    destination whole (renamed from a temp file, not fsynced: PostgreSQL asks
+//!    again after a crash; see `Durability::Refetched`). The others are fetched
 //!    concurrently into the spool (errors only logged), and synced.
 //!
 //! Unlike Barman, a second copy of the requested WAL under another suffix is
