@@ -39,6 +39,14 @@ impl DigestAlgorithm {
         }
     }
 
+    /// The lower-case name the stores record a digest under (`barnacle-TAG`).
+    pub fn tag(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Blake3 => "blake3",
+            DigestAlgorithm::Sha256 => "sha256",
+        }
+    }
+
     /// A hasher of this algorithm.
     pub fn hasher(self) -> ContentHasher {
         match self {
@@ -56,7 +64,7 @@ impl DigestAlgorithm {
 }
 
 /// A digest of uncompressed content: its algorithm and its lower-case hex value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContentDigest {
     pub algorithm: DigestAlgorithm,
     pub hex: String,

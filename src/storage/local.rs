@@ -28,18 +28,11 @@ use object_store::PutPayload;
 
 use super::{
     BucketState, DirListing, ListedObject, ObjectInfo, PutAttrs, PutOutcome, Result, StorageError,
-    StoredObject, StreamedObject,
+    StoredObject, StreamedObject, digest_xattr, recorded_digest,
 };
-use crate::codec::{ContentDigest, DigestAlgorithm};
+use crate::codec::ContentDigest;
 
 const TEMP_PREFIX: &str = ".barnacle-tmp-";
-/// The extended attribute holding a digest of `algorithm`.
-fn digest_xattr(algorithm: DigestAlgorithm) -> &'static str {
-    match algorithm {
-        DigestAlgorithm::Blake3 => "user.barnacle.blake3",
-        DigestAlgorithm::Sha256 => "user.barnacle.sha256",
-    }
-}
 
 #[derive(Debug)]
 pub(super) struct LocalBackend {
@@ -73,14 +66,14 @@ fn set_digest(file: &File, digest: &ContentDigest) {
     let Ok(name) = CString::new(digest_xattr(digest.algorithm)) else {
         return;
     };
-    let sha = &digest.hex;
+    let hex = &digest.hex;
     // SAFETY: valid fd, NUL-terminated name, buffer of the given length.
     let rc = unsafe {
         libc::fsetxattr(
             file.as_raw_fd(),
             name.as_ptr(),
-            sha.as_ptr().cast(),
-            sha.len(),
+            hex.as_ptr().cast(),
+            hex.len(),
             0,
         )
     };
@@ -89,11 +82,9 @@ fn set_digest(file: &File, digest: &ContentDigest) {
     }
 }
 
-/// The digest stored with the file at `path`, if any (BLAKE3 first).
+/// The digest stored with the file at `path`, if any.
 fn get_digest(path: &Path) -> Option<ContentDigest> {
-    DigestAlgorithm::ALL.into_iter().find_map(|algorithm| {
-        get_xattr(path, digest_xattr(algorithm)).map(|hex| ContentDigest::new(algorithm, hex))
-    })
+    recorded_digest(|algorithm| get_xattr(path, &digest_xattr(algorithm)))
 }
 
 fn get_xattr(path: &Path, name: &str) -> Option<String> {
@@ -427,6 +418,7 @@ impl LocalMultipart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::DigestAlgorithm;
 
     fn tempdir() -> PathBuf {
         static N: AtomicU64 = AtomicU64::new(0);

@@ -47,18 +47,24 @@ use crate::codec::{ContentDigest, DigestAlgorithm};
 pub use s3_options::{AddressingStyle, Encryption, S3Options};
 pub use url::StoreUrl;
 
-/// Metadata key (after `x-amz-meta-`) holding the BLAKE3 of the uncompressed content.
-pub const BLAKE3_METADATA_KEY: &str = "barnacle-blake3";
-/// Metadata key (after `x-amz-meta-`) holding the SHA-256 of the uncompressed content
-/// (objects of barnacle builds before BLAKE3).
-pub const SHA256_METADATA_KEY: &str = "barnacle-sha256";
+/// The S3 metadata key (after `x-amz-meta-`) of a content digest of `algorithm`.
+fn digest_metadata_key(algorithm: DigestAlgorithm) -> String {
+    format!("barnacle-{}", algorithm.tag())
+}
 
-/// The metadata key of a digest of `algorithm`.
-pub fn digest_metadata_key(algorithm: DigestAlgorithm) -> &'static str {
-    match algorithm {
-        DigestAlgorithm::Blake3 => BLAKE3_METADATA_KEY,
-        DigestAlgorithm::Sha256 => SHA256_METADATA_KEY,
-    }
+/// The local store's extended attribute of a content digest of `algorithm`.
+fn digest_xattr(algorithm: DigestAlgorithm) -> String {
+    format!("user.barnacle.{}", algorithm.tag())
+}
+
+/// The digest an object carries, `value_of` looking each algorithm up:
+/// BLAKE3 first (objects of earlier builds carry only SHA-256).
+fn recorded_digest(
+    mut value_of: impl FnMut(DigestAlgorithm) -> Option<String>,
+) -> Option<ContentDigest> {
+    DigestAlgorithm::ALL
+        .into_iter()
+        .find_map(|algorithm| value_of(algorithm).map(|hex| ContentDigest::new(algorithm, hex)))
 }
 
 /// What the storage layer can fail with. Each variant names the cause; none

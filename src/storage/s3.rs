@@ -39,9 +39,9 @@ use super::http_client::{
 use super::{
     AddressingStyle, BucketState, DirListing, Encryption, ListedObject, ObjectInfo, PutAttrs,
     PutOutcome, Result, S3Options, StorageError, StoredObject, StreamedObject, digest_metadata_key,
-    profile,
+    profile, recorded_digest,
 };
-use crate::codec::{ContentDigest, DigestAlgorithm};
+use crate::codec::ContentDigest;
 
 #[derive(Debug)]
 pub(super) struct S3Backend {
@@ -386,12 +386,12 @@ impl S3Backend {
         }
     }
 
-    /// The content digest barnacle stored with an object, if any (BLAKE3 first).
+    /// The content digest barnacle stored with an object, if any.
     fn stored_digest(attributes: &object_store::Attributes) -> Option<ContentDigest> {
-        DigestAlgorithm::ALL.into_iter().find_map(|algorithm| {
+        recorded_digest(|algorithm| {
             attributes
                 .get(&Attribute::Metadata(digest_metadata_key(algorithm).into()))
-                .map(|v| ContentDigest::new(algorithm, v.to_string()))
+                .map(|v| v.to_string())
         })
     }
 
